@@ -322,9 +322,12 @@ class RunFolder:
             return cls(path, True, None, unreadable=exc.strerror or str(exc), stamp=stamp)
 
     def changed(self) -> str | None:
-        """Whether ``DONE`` is still the file this reading is of, by one ``stat`` of it now (nothing read): ``"gone"``,
-        ``"rewritten"`` (another file, or this one written again: its device, inode, size or modification time differ;
-        ``distgen run`` removes ``DONE`` before it evaluates again and writes it whole, last), or None: the same file. A
+        """Whether ``DONE`` is still the file this reading is of, by one ``stat`` of it now: ``"gone"``, ``"rewritten"``
+        (written again: its size or modification time differ; ``distgen run`` removes ``DONE`` before it evaluates again
+        and writes it whole, last), or None: the same file. Where only the device or inode number differ, ``DONE`` is read
+        again and its bytes decide: FAT/exFAT (once the file's inode left the kernel's cache), CIFS mounted
+        ``noserverino`` and FUSE file systems without stable inode numbers (sshfs) give a file nothing wrote another
+        number, and a file copied over it with its time kept (``cp -p``) is a rewrite only when its bytes differ. A
         ``stat`` that fails for another reason than absence is raised."""
         try:
             now = _stamp((self.path / DONE_FILE).stat())
@@ -332,7 +335,12 @@ class RunFolder:
             if exc.errno in _ABSENT:
                 return "gone"
             raise
-        return "rewritten" if now != self.stamp else None
+        if now == self.stamp:
+            return None
+        if self.stamp is None or now[2:] != self.stamp[2:] or self.done is None:
+            return "rewritten"
+        again = RunFolder.read(self.path)
+        return "gone" if not again.has_done else None if again.done == self.done else "rewritten"
 
     @cached_property
     def record(self) -> dict[str, Any] | None:

@@ -134,3 +134,65 @@ def test_a_done_rewritten_while_the_sweep_reads_its_table_is_named(tmp_path, bas
     assert len(res.skipped) == 4 and getattr(read, "done", False)
     assert rewritten not in _slugs(out) and "9.0" not in _values(out)  # before: aggregated from the table read
     _named_rewritten(out, rewritten, capsys.readouterr().err)
+
+
+def _renumbered(monkeypatch):
+    """``os.stat`` of the ``DONE`` files named in the returned set reports another inode number (and device) than the
+    file has, as FAT/exFAT (inode numbers handed out anew once a file's inode leaves the kernel's cache), CIFS mounted
+    ``noserverino`` and FUSE file systems without stable inode numbers (sshfs) report a file nothing wrote."""
+    import os
+    import stat as stat_module
+
+    renumbered: set[str] = set()
+    real = os.stat
+
+    def fake(path, *args, **kwargs):
+        st = real(path, *args, **kwargs)
+        if isinstance(path, (str, os.PathLike)) and os.fspath(path) in renumbered:
+            fields = list(st)
+            fields[stat_module.ST_INO] += 1000
+            fields[stat_module.ST_DEV] += 1
+            return os.stat_result(fields, {k: getattr(st, k) for k in dir(st) if k.endswith("_ns")})
+        return st
+
+    monkeypatch.setattr(os, "stat", fake)
+    return renumbered
+
+
+def test_a_skipped_run_whose_done_is_renumbered_during_the_pass_is_aggregated(tmp_path, base, capsys, monkeypatch):  # noqa: F811
+    """Nothing wrote the run: its ``DONE`` holds the bytes the pass read, with the same size and modification time. A
+    file system that numbers files anew (FAT/exFAT after the inode left the cache, CIFS ``noserverino``, sshfs) gives it
+    another inode number by the end of a long pass; it is not "rewritten", and its rows are in the results."""
+    out = tmp_path / "sw"
+    sweep(base, GRID, out, runner=FakeRunner(), metrics=METRICS, progress=False)
+    (out / "runs" / "description=good__seed0" / DONE_FILE).unlink()  # this one runs again
+    kept = "description=bad__seed0"
+    renumbered = _renumbered(monkeypatch)
+    capsys.readouterr()
+    res = sweep(base, GRID, out, runner=Meanwhile(kept, lambda run_dir: renumbered.add(str(run_dir / DONE_FILE))),
+                metrics=METRICS, progress=False)
+    assert kept in res.skipped and renumbered
+    assert kept in _slugs(out) and len(_slugs(out)) == 4  # before: left out as "rewritten during the sweep"
+    assert "left out" not in capsys.readouterr().err and "left_out" not in json.loads((out / "summary.json").read_text())
+
+
+def test_a_done_replaced_by_other_bytes_of_its_size_and_time_is_rewritten(tmp_path):
+    """Where the inode number differs and the size and modification time do not (a ``cp -p``/``rsync -a`` of another
+    run's ``DONE`` over it, or a renumbering file system), the bytes decide: others are a rewrite, the same are not."""
+    import os
+
+    from distgen.pipeline.run_folder import RunFolder
+
+    for i, (text, said) in enumerate((('{"metrics": ["r2x"]}\n', "rewritten"), ('{"metrics": ["mse"]}\n', None))):
+        run_dir = tmp_path / str(i)
+        run_dir.mkdir()
+        done = run_dir / DONE_FILE
+        done.write_text('{"metrics": ["mse"]}\n')
+        folder, st = RunFolder.read(run_dir), done.stat()
+        os.link(done, tmp_path / f"kept{i}")  # the old inode stays taken: the new file gets another number
+        (run_dir / "new").write_text(text)
+        os.utime(run_dir / "new", ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(run_dir / "new", done)
+        now = done.stat()
+        assert now.st_ino != st.st_ino and (now.st_size, now.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+        assert folder.changed() == said, text
