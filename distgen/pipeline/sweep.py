@@ -615,6 +615,7 @@ def _sweep(
     stop = _STOP
 
     busy: dict[str, str] = {}
+    recorded: dict[str, RunFolder] = {}  # each run this pass finished, its folder as read once its run and record_run ended
 
     def attempt(r: Run) -> tuple[Run, bool | None]:
         run_dir = out / "runs" / r.slug
@@ -626,7 +627,7 @@ def _sweep(
             if stop.signal is not None:
                 return r, None  # interrupted: neither started again nor counted as failed
             if runner(str(config), r, run_dir) == 0 and (run_dir / METRICS_FILE).exists():
-                record_run(run_dir, docs[r.slug], metrics, left)  # distgen run writes both itself; other runners may not
+                recorded[r.slug] = record_run(run_dir, docs[r.slug], metrics, left)  # distgen run writes both itself; other runners may not
                 return r, True
             if NOT_RETRIED.search(failure_reason(run_dir) or ""):
                 break  # a NaN/inf loss recurs at the same step when its checkpoint is resumed, a refused config is refused
@@ -659,25 +660,23 @@ def _sweep(
     tables_edited: dict[str, str] = {}  # runs whose metrics.csv is not what their evaluation wrote (compare.check_table)
     # the results hold the runs this pass finished or skipped as finished: a run it counted failed is under "Failed runs",
     # not aggregated from what its folder holds now (a concurrent distgen run that refused it "in use" and finished it
-    # with other --metrics); a skipped run is aggregated only from the evaluation the pass decided from: its DONE the
-    # file the pass read, before and after its table and summary are read (a stat each, DONE not read again), else it
-    # is named (its DONE or table gone, or DONE rewritten: a concurrent re-run)
-    aggregated = set(result.finished) | set(result.skipped)
+    # with other --metrics); each is aggregated only from the evaluation the pass decided from (a skipped run's DONE as
+    # read before the runs, a finished run's as read once its run ended): that DONE still the file read, before and after
+    # its table and summary are read (a stat each, DONE not read again), else it is named (its DONE or table gone, or
+    # DONE rewritten: a concurrent re-run)
+    readings = {**{slug: folders[slug] for slug in result.skipped}, **recorded}
     left_out: dict[str, str] = {}
     for r in runs:
+        if (reading := readings.get(r.slug)) is None:
+            continue
         path = out / "runs" / r.slug / METRICS_FILE
-        if r.slug in result.skipped:
-            if (why := skipped_run_changed(folders[r.slug], path)) is None:
-                table, doc = read_metrics_csv(path), run_summary(out / "runs" / r.slug)
-                why = skipped_run_changed(folders[r.slug])  # a rewrite begun while they were read
-            if why is not None:
-                left_out[r.slug] = why
-                print(f"warning: sweep: run {r.slug} was finished when the sweep started, but {why}: its rows are "
-                      "left out of the results; run the sweep again once that run has finished", file=sys.stderr)
-                continue
-        elif r.slug in aggregated and (out / "runs" / r.slug / DONE_FILE).exists() and path.exists():
+        if (why := run_changed(reading, path)) is None:
             table, doc = read_metrics_csv(path), run_summary(out / "runs" / r.slug)
-        else:
+            why = run_changed(reading)  # a rewrite begun while they were read
+        if why is not None:
+            left_out[r.slug] = why
+            print(f"warning: sweep: run {r.slug} was {_finished_when(r.slug in recorded)}, but {why}: its rows are left out of "
+                  "the results; run the sweep again once that run has finished", file=sys.stderr)
             continue
         edited = run_table_note(path, table, doc, r.slug, out / "runs" / r.slug)
         if edited:  # its rows are aggregated as they are now, and said (summary.md, summary.json, the page)
@@ -734,7 +733,7 @@ def _sweep(
             f"- `{slug}`: {why}\n" for slug, why in tables_edited.items())
     if left_out:
         text = text.rstrip("\n") + "\n\n## Finished runs left out\n\n" + "".join(
-            f"- `{slug}`: finished when the sweep started, but {why}: its rows are not in these results; run the sweep "
+            f"- `{slug}`: {_finished_when(slug in recorded)}, but {why}: its rows are not in these results; run the sweep "
             "again once that run has finished\n" for slug, why in left_out.items())
     spread = spread_over_seeds({v: spreads[v] for v in variants if v in spreads})
     if spread:
@@ -775,17 +774,22 @@ NOT_RETRIED = re.compile(NON_FINITE.pattern + r"|^config error: ")
 _ERROR_LINE = re.compile(r"^distgen [\w-]+: (?:error: (.*)|((?:config|internal) error: .*))$")
 
 
-def skipped_run_changed(folder: RunFolder, table: Path | None = None) -> str | None:
-    """Why a run the pass skipped as finished (``folder``: its reading) no longer holds the evaluation the pass decided
-    from, as a clause: its ``DONE`` gone (or ``table``, its ``eval/metrics.csv``, when given) or rewritten
-    (``RunFolder.changed``); None: the same ``DONE``."""
+def run_changed(folder: RunFolder, table: Path | None = None) -> str | None:
+    """Why a run the pass aggregates (``folder``: its reading, when the pass skipped it as finished or once its run ended)
+    no longer holds the evaluation the pass decided from, as a clause: its ``DONE`` gone (or ``table``, its
+    ``eval/metrics.csv``, when given) or rewritten (``RunFolder.changed``); None: the same ``DONE``."""
     changed = folder.changed()
     if changed == "gone" or (table is not None and not table.exists()):
         return f"its {DONE_FILE} or {METRICS_FILE.as_posix()} went during the sweep (removed by a concurrent re-run?)"
     if changed is not None:
         return (f"its {DONE_FILE} was rewritten during the sweep (evaluated again by a concurrent distgen run?), so its "
-                f"{METRICS_FILE.as_posix()} may be another evaluation's than the one the sweep skipped as finished")
+                f"{METRICS_FILE.as_posix()} may be another evaluation's than the one the sweep read as finished")
     return None
+
+
+def _finished_when(this_pass: bool) -> str:
+    """How a run left out of the results came to be aggregated (``run_changed``): finished by this pass, or before it."""
+    return "finished in this sweep" if this_pass else "finished when the sweep started"
 
 
 def failure_reason(run_dir: Path) -> str | None:
@@ -871,20 +875,23 @@ def check_config_readable_again(config: str | Path) -> None:
                           "c.yaml ...)")
 
 
-def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str], before: tuple[int, ...] | None = None) -> None:
+def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str], before: tuple[int, ...] | None = None) -> RunFolder:
     """Finish a run another runner made (it returned 0 and left ``eval/metrics.csv`` but wrote no ``DONE``, or no
     ``experiment.yaml``): its config ``doc`` as ``experiment.yaml`` where there is none (``distgen run`` writes its own) or
     where the run left a stale record of another config as it was (``before``: ``record_stamp`` before the run;
     ``stale_record``), then the sweep's plain ``DONE``, written last, unless the run finished itself (``RunFolder.finished``).
-    A record the run wrote (``distgen run``'s, of the config file as it read it) is never replaced."""
+    A record the run wrote (``distgen run``'s, of the config file as it read it) is never replaced. Returns the folder as
+    read once finished (``RunFolder.read``; read again after the sweep's ``DONE`` is written): what the pass aggregates."""
     path = run_dir / "experiment.yaml"
     if not path.exists() or (before is not None and record_stamp(run_dir) == before and stale_record(path, doc)):
         # a folder the sweep cannot write: a runner's own DONE stays unrecorded (the next sweep names it and the fix);
         # the DONE the sweep writes is refused below (this write does not raise out of the sweep)
         with contextlib.suppress(OSError):
             save_yaml(dict(doc), path)
-    if not RunFolder.read(run_dir).finished(metrics):  # read again: the run wrote the folder
-        atomic_write_text(run_dir / DONE_FILE, f"{SWEEP_DONE}\n")
+    if (folder := RunFolder.read(run_dir)).finished(metrics):  # read again: the run wrote the folder
+        return folder
+    atomic_write_text(run_dir / DONE_FILE, f"{SWEEP_DONE}\n")
+    return RunFolder.read(run_dir)
 
 
 def run_table_note(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any] | None, slug: str,

@@ -196,3 +196,43 @@ def test_a_done_replaced_by_other_bytes_of_its_size_and_time_is_rewritten(tmp_pa
         now = done.stat()
         assert now.st_ino != st.st_ino and (now.st_size, now.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
         assert folder.changed() == said, text
+
+
+class Afterwards(FakeRunner):
+    """Runs every run; while the second runs, ``change`` is done to the folder of the first, which this pass finished
+    (and recorded) before, as a concurrent ``distgen run`` of that run would."""
+
+    def __init__(self, change):
+        super().__init__()
+        self.change = change
+
+    def __call__(self, config, run, run_dir):
+        if len(self.calls) == 1:
+            self.change(run_dir.parent / self.calls[0])
+        return super().__call__(config, run, run_dir)
+
+
+def test_a_run_this_pass_finished_and_a_concurrent_run_rewrote_is_named_not_aggregated(tmp_path, base, capsys):  # noqa: F811
+    """The pass aggregates the evaluation its run wrote: one written again by a concurrent re-run before the pass ends
+    (another table) is left out and named, as a skipped run's is."""
+    out = tmp_path / "sw"
+    runner = Afterwards(_rewrite)
+    res = sweep(base, GRID, out, runner=runner, metrics=METRICS, progress=False)
+    first = runner.calls[0]
+    assert first in res.finished and len(res.finished) == 4
+    assert first not in _slugs(out) and "9.0" not in _values(out)  # before: its new table aggregated, nothing said
+    err = capsys.readouterr().err
+    assert f"run {first} was finished in this sweep, but its DONE was rewritten during the sweep" in err
+    assert "rewritten during the sweep" in json.loads((out / "summary.json").read_text())["left_out"][first]
+    assert f"`{first}`: finished in this sweep, but its DONE was rewritten" in (out / "summary.md").read_text()
+
+
+def test_a_run_this_pass_finished_whose_done_went_before_the_end_is_named(tmp_path, base, capsys):  # noqa: F811
+    out = tmp_path / "sw"
+    runner = Afterwards(lambda run_dir: (run_dir / DONE_FILE).unlink())
+    res = sweep(base, GRID, out, runner=runner, metrics=METRICS, progress=False)
+    first = runner.calls[0]
+    assert first in res.finished and first not in _slugs(out) and len(_slugs(out)) == 3
+    err = capsys.readouterr().err  # before: left out of the results without a word
+    assert f"run {first} was finished in this sweep, but its DONE or eval/metrics.csv went during the sweep" in err
+    assert first in json.loads((out / "summary.json").read_text())["left_out"]
