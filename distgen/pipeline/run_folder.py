@@ -445,6 +445,8 @@ class RunFolder:
 
 #: The ``errno`` of a ``stat`` or open that means no ``DONE`` is there (``Path.exists`` answers False for these).
 _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
 def _stamp(st: os.stat_result) -> tuple[int, ...]:
     """What tells one ``DONE`` from another written since: device, inode, size, modification time (ns)."""
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
