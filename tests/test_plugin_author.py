@@ -17,7 +17,7 @@ from distgen.config import ConfigError, validate_node
 from distgen.evaluation.metrics.base import Metric, MetricResult, result_problem
 from distgen.kernels.base import Kernel
 from distgen.models.base import FittedModel, checked_prediction
-from distgen.registry import DuplicateComponentError, PluginCheckError, PluginLoadError, Registry, misdeclared
+from distgen.registry import DuplicateComponentError, PluginCheckError, PluginLoadError, Registry, RegistryError, misdeclared
 from distgen.testing import checks
 from distgen.testing.fixtures import tiny_eval
 
@@ -516,3 +516,63 @@ for p in config_problems(doc):
     assert len(problems) == 1, out.stdout
     assert "evaluate.baselines: baseline 'needs_alpha' is built with its defaults" in problems[0]
     assert "missing required parameter(s) 'alpha'" in problems[0] and "give each of them a default" in problems[0]
+
+
+class _KeyedConfigError(ConfigError):
+    """A plugin's own ConfigError, built from a key and a reason (not from one message)."""
+
+    def __init__(self, key, reason):
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+
+
+class _WordedConfigError(ConfigError):
+    """A plugin's ConfigError that words its message from a field, not from its arguments."""
+
+    def __str__(self):
+        return "sigma: too large"
+
+
+@pytest.mark.parametrize("raised", ["keyed", "caused", "unknown", "worded"])
+def test_a_run_whose_component_fails_to_build_keeps_the_error_it_raised_with_the_plugin_note(raised, tmp_path, monkeypatch):
+    """A run's model rebuilt for predict raised a plugin's ConfigError subclass whose constructor takes (key, reason):
+    the plugin-version note was added by building ``type(err)(message)``, which raised "TypeError: __init__() missing 1
+    required positional argument: 'reason'" (an internal error, exit 1, in place of the plugin's config error, exit 2);
+    and the note's re-raise dropped the error's cause (the plugin's ValueError) and its traceback into the plugin."""
+    from distgen.pipeline import predict
+    from distgen.registry import UnknownComponentError
+
+    cause = ValueError("sigma must be at most 1")
+
+    def build(*args, **kwargs):
+        if raised == "keyed":
+            raise _KeyedConfigError("sigma", "too large")
+        if raised == "caused":
+            raise ConfigError(str(cause)) from cause
+        if raised == "worded":
+            raise _WordedConfigError()
+        raise UnknownComponentError("unknown kernels component 'lap'.")
+
+    class _Info:
+        info = None
+        seen_perturbations = ()
+
+    (tmp_path / "config.yaml").write_text("model: {name: generator}\n")
+    (tmp_path / "manifest.json").write_text('{"versions": {"plugins": {"fake-lap": "0.3"}}}')
+    monkeypatch.setattr(predict, "load_checkpoint", lambda *a, **k: None)
+    monkeypatch.setattr(predict, "check_config_matches", lambda *a, **k: None)
+    monkeypatch.setattr(predict, "build_model", build)
+    with pytest.raises((ConfigError, RegistryError)) as info:
+        predict.load_run_model(tmp_path, _Info(), None, "ema", torch.device("cpu"))
+    err = info.value
+    assert type(err) is {"keyed": _KeyedConfigError, "caused": ConfigError, "unknown": UnknownComponentError,
+                         "worded": _WordedConfigError}[raised]
+    text = str(err) if raised != "worded" else f"{err} {' '.join(err.__notes__)}"  # its own words, the note beside them
+    assert text.startswith({"keyed": "sigma: too large", "caused": "sigma must be at most 1", "unknown": "unknown kernels component 'lap'.",
+                            "worded": "sigma: too large"}[raised])
+    assert "trained with plugin(s) fake-lap 0.3 (not installed now)" in text and text.count("fake-lap 0.3") == 1
+    assert info.traceback[-1].name == "build"  # where it was raised, not the line that added the note
+    if raised == "keyed":
+        assert err.key == "sigma"
+    if raised == "caused":
+        assert err.__cause__ is cause

@@ -428,6 +428,15 @@ def sampling_overrides(overrides: Any) -> list[str]:
     return out
 
 
+def _add_to_message(err: Exception, note: str) -> None:
+    """``note`` after ``err``'s message, in place: its class (so its exit code), its fields, cause and traceback stay (a
+    plugin's subclass may take other constructor arguments than one message, so a new one is not built)."""
+    text = f"{str(err).rstrip()} {note}"
+    err.args = (text,)
+    if str(err) != text:  # a class that words its message from its own fields: the note goes beside it
+        err.add_note(note)
+
+
 def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str | Path | None, weights: str, device: torch.device,
                    sampling: Any = (), data_checked: bool = False) -> nn.Module:
     """The run's model with checkpoint weights (EMA weights unless ``weights='raw'``).
@@ -465,9 +474,9 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
             model = build_model(model_node, dataset.info, seen)
         except (ConfigError, RegistryError) as err:  # a plugin's component gone or changed: say which version built the run
             note = plugin_changes(read_manifest(run_dir / "manifest.json")) if (run_dir / "manifest.json").is_file() else ""
-            if not note:
-                raise
-            raise type(err)(f"{str(err).rstrip()} {note}") from None
+            if note:
+                _add_to_message(err, note)
+            raise
     state = ckpt.ema if weights == "ema" and ckpt.ema is not None else ckpt.model
     expected = model.state_dict()  # type: ignore[attr-defined]
     missing = sorted(set(expected) - set(ckpt.model))
