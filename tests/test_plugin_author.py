@@ -576,3 +576,27 @@ def test_a_run_whose_component_fails_to_build_keeps_the_error_it_raised_with_the
         assert err.key == "sigma"
     if raised == "caused":
         assert err.__cause__ is cause
+
+
+@pytest.mark.parametrize("versions", ["0.1", ["fake-lap"], None, {"plugins": ["fake-lap"]}])
+def test_the_plugin_note_of_a_manifest_with_versions_of_another_shape_is_empty(versions):
+    """The note is worded while another error is raised: a manifest.json whose "versions" is not a mapping (edited by
+    hand, written by another tool) made it "AttributeError: 'str' object has no attribute 'get'", an internal error in
+    place of the component's config error."""
+    from distgen.train.manifest import plugin_changes
+
+    assert plugin_changes({"versions": versions}) == ""
+
+
+def test_the_plugin_note_matches_a_distribution_name_spelt_otherwise(plugins):
+    """A distribution's name is one name however its metadata spells it (``fake_lap``, ``Fake.Lap``, ``fake-lap``: pip
+    installs any of them as the same project): a run recorded under one spelling and loaded with the same version
+    installed under another was said to be trained with a plugin "not installed now"."""
+    from distgen.train.manifest import plugin_changes
+
+    plugins.install("fake-lap", "fake_lap", LAPLACE, {"lap_named": "fake_lap:Laplace"}, "distgen.kernels")
+    assert plugin_changes({"versions": {"plugins": {"fake-lap": "0.3"}}}) == ""
+    for spelt in ("fake_lap", "Fake.Lap", "FAKE--lap"):
+        assert plugin_changes({"versions": {"plugins": {spelt: "0.3"}}}) == "", spelt
+    note = plugin_changes({"versions": {"plugins": {"Fake_Lap": "0.2"}}})
+    assert "Fake_Lap 0.2 (0.3 installed now)" in note and "pip install 'Fake_Lap==0.2'" in note

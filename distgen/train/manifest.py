@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,18 +38,24 @@ def plugin_changes(manifest: Mapping[str, Any] | None) -> str:
     """A sentence naming each plugin whose version recorded at training (``versions.plugins``) is not the one installed
     now, or '' when none changed: a run built from a plugin's component that was uninstalled, or whose next version
     renamed a parameter, fails to load with a message about the component alone."""
-    recorded = ((manifest or {}).get("versions") or {}).get("plugins")
+    versions = (manifest or {}).get("versions")
+    recorded = versions.get("plugins") if isinstance(versions, Mapping) else None
     if not isinstance(recorded, Mapping):
         return ""
-    now = plugin_versions()
-    changed = {str(name): str(version) for name, version in recorded.items() if now.get(str(name)) != str(version)}
+    now = {_project(name): version for name, version in plugin_versions().items()}
+    changed = {str(name): str(version) for name, version in recorded.items() if now.get(_project(str(name))) != str(version)}
     if not changed:
         return ""
-    said = ", ".join(f"{name} {version} ({f'{now[name]} installed now' if name in now else 'not installed now'})"
+    said = ", ".join(f"{name} {version} ({f'{now[_project(name)]} installed now' if _project(name) in now else 'not installed now'})"
                      for name, version in changed.items())
     pins = " ".join(f"'{name}=={version}'" for name, version in changed.items())
     return (f"The run was trained with plugin(s) {said}, as its manifest.json records: if the component above is one of "
             f"theirs, install the version(s) it was trained with (pip install {pins}) to load it.")
+
+
+def _project(name: str) -> str:
+    """A distribution's name as pip compares it (``Fake_Lap``, ``fake.lap`` and ``fake-lap`` are one project)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def build_manifest(seed: int, data: dict[str, Any] | None = None, world_size: int = 1, device: str = "cpu") -> dict[str, Any]:
