@@ -600,3 +600,34 @@ def test_the_plugin_note_matches_a_distribution_name_spelt_otherwise(plugins):
         assert plugin_changes({"versions": {"plugins": {spelt: "0.3"}}}) == "", spelt
     note = plugin_changes({"versions": {"plugins": {"Fake_Lap": "0.2"}}})
     assert "Fake_Lap 0.2 (0.3 installed now)" in note and "pip install 'Fake_Lap==0.2'" in note
+
+
+SCALED_MAE = '''
+from distgen.evaluation.metrics.base import Metric, MetricResult
+
+
+class ScaledMAE(Metric):
+    """Mean absolute delta error, times scale (1 when None)."""
+
+    def __init__(self, scale: float = None) -> None:
+        self.scale = 1.0 if scale is None else scale
+
+    def compute(self, data):
+        return MetricResult.from_values((data.means("pred") - data.means("real")).abs().mean(-1) * self.scale, "no cells")
+'''
+
+
+@pytest.mark.parametrize("scale", [None, float("inf"), 2])
+def test_run_metrics_builds_a_plugin_metric_with_the_parameters_it_is_given_as_before(plugins, monkeypatch, scale):
+    """``run_metrics(..., params=...)`` (Python, or a profile's parameters) builds a metric with them, as it always did: a
+    plugin's ``scale: float = None`` given None, or inf, was refused with "is built with its defaults (evaluate.metrics,
+    --metrics and train.val_metrics take names, not nodes), which failed", neither of which was true (the config
+    checks of a YAML node, applied to values a config never wrote)."""
+    from distgen.evaluation import suite
+
+    plugins.install("fake-scaled", "fake_scaled", SCALED_MAE, {"scaled_mae": "fake_scaled:ScaledMAE"}, "distgen.metrics")
+    monkeypatch.setattr(suite, "metrics", Registry("metrics", Metric))
+    data = tiny_eval()
+    plain = torch.tensor(suite.run_metrics(data, ["scaled_mae"]).values["scaled_mae"])
+    given = torch.tensor(suite.run_metrics(data, ["scaled_mae"], params={"scaled_mae": {"scale": scale}}).values["scaled_mae"])
+    assert torch.equal(given, plain * (1.0 if scale is None else scale))

@@ -218,29 +218,28 @@ metrics: Registry[Metric] = Registry(
 
 
 def build_metric(name: str, params: Mapping[str, Any] | None = None, reg: Registry[Metric] | None = None) -> Metric:
-    """Metric ``name`` of ``reg`` (default: ``metrics``) built with ``params`` (a profile's), or with its defaults:
-    ``evaluate.metrics``, ``--metrics`` and ``train.val_metrics`` take names, not nodes. A plugin's constructor is checked
-    first (``defaults_problem``)."""
+    """Metric ``name`` of ``reg`` (default: ``metrics``) built with ``params`` (a profile's, or ``run_metrics``' caller's), or
+    with its defaults: ``evaluate.metrics``, ``--metrics`` and ``train.val_metrics`` take names, not nodes, and a plugin's
+    constructor is checked first (``defaults_problem``). Given values are passed as given: they are not a config's."""
     from distgen.config import ConfigError
 
     reg = metrics if reg is None else reg
-    problem = defaults_problem(name, params, reg)
-    if problem is not None:
+    if not params and (problem := defaults_problem(name, reg)) is not None:
         raise ConfigError(problem)
     return reg.get(name)(**(params or {}))
 
 
-def defaults_problem(name: str, params: Mapping[str, Any] | None = None, reg: Registry[Metric] | None = None) -> str | None:
-    """Why a plugin's metric ``name`` cannot be built from ``params`` (its defaults when none), None when it can or is a
-    built-in (tested with the package): a required constructor parameter reached the evaluation as an internal
-    ``TypeError`` after training, while its cheap checks only warned that they could not build it."""
+def defaults_problem(name: str, reg: Registry[Metric] | None = None) -> str | None:
+    """Why a plugin's metric ``name`` cannot be built with its defaults, None when it can or is a built-in (tested with the
+    package): a required constructor parameter reached the evaluation as an internal ``TypeError`` after training, while
+    its cheap checks only warned that they could not build it."""
     from distgen.config import ConfigError, validate_params
 
     reg = metrics if reg is None else reg
     if reg.plugin(name) is None:
         return None
     try:
-        validate_params(reg.get(name), dict(params or {}), f"metrics[{name}]", injected=frozenset())
+        validate_params(reg.get(name), {}, f"metrics[{name}]", injected=frozenset())
     except ConfigError as err:
         return (f"metric {name!r} from plugin {reg.plugin(name)} is built with its defaults (evaluate.metrics, --metrics "
                 f"and train.val_metrics take names, not nodes), which failed: {err} A metric cannot be given parameters "
