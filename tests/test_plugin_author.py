@@ -631,3 +631,47 @@ def test_run_metrics_builds_a_plugin_metric_with_the_parameters_it_is_given_as_b
     plain = torch.tensor(suite.run_metrics(data, ["scaled_mae"]).values["scaled_mae"])
     given = torch.tensor(suite.run_metrics(data, ["scaled_mae"], params={"scaled_mae": {"scale": scale}}).values["scaled_mae"])
     assert torch.equal(given, plain * (1.0 if scale is None else scale))
+
+
+def test_the_case_twin_warning_is_said_once_and_never_about_built_ins_that_differ_by_separators(plugins):
+    """The warning is said when the plugin's component is loaded (once per process: a sweep's pre-flight over 20 grid
+    points says it once), and distgen's own names are never compared with each other (built-ins 'foo_bar' and 'foo-bar')."""
+    from distgen.errors import DistgenRuntimeWarning
+
+    plugins.install("fake-twin", "fake_twin", LAPLACE, {"Foo.Bar": "fake_twin:Laplace"}, "distgen.kernels")
+    builtins = {"foo_bar": "distgen.kernels.rbf:RBFKernel", "foo-bar": "distgen.kernels.rbf:RBFKernel"}
+    reg = Registry("kernels", Kernel, builtins)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        for _ in range(20):
+            assert reg.get("foo_bar").__name__ == reg.get("foo-bar").__name__ == "RBFKernel"
+            assert reg.get("Foo.Bar").__name__ == "Laplace"
+    twins = [str(w.message) for w in said if issubclass(w.category, DistgenRuntimeWarning)]
+    assert len(twins) == 1 and "'Foo.Bar' from plugin 'fake-twin' differs from the built-in 'foo_bar'" in twins[0], twins
+
+
+class _NeedsInfo(_NeedsAlpha):
+    """A fitted model built from the data's vocabularies (a required ``info``, filled in for a run's model only)."""
+
+    def __init__(self, info) -> None:
+        self.info = info
+
+
+def test_a_baseline_needing_the_data_filled_in_is_refused_before_training_in_the_words_of_its_build(monkeypatch):
+    """A FittedModel whose constructor requires ``info`` (the bundled bayes_hier) as a baseline: the pre-flight passed it
+    ('info' is filled in for a model's node), and the run trained, then stopped when it built its baselines with
+    "PluginBuildError ... failed to build: TypeError: __init__() missing 1 required positional argument: 'info'"
+    (exit 1): a baseline is built from its name alone, with nothing filled in."""
+    import distgen.pipeline.references as refs
+    from distgen.models.base import PerturbationModel
+
+    reg = Registry("models", PerturbationModel)
+    reg.add("needs_info", _NeedsInfo, provider="my-baselines", version="0.1")
+    monkeypatch.setattr(refs, "models", reg)
+    monkeypatch.setattr("distgen.config.registry", lambda kind: reg)
+    problem = refs.baseline_problem("needs_info")
+    assert problem is not None and "baseline 'needs_info' is built with its defaults" in problem
+    assert "missing required parameter(s) 'info'" in problem
+    with pytest.raises(ConfigError) as built:
+        refs._baseline("needs_info")
+    assert str(built.value) == problem

@@ -127,6 +127,8 @@ def _baseline(name: str) -> FittedModel:
     if not (isinstance(cls, type) and issubclass(cls, FittedModel)):
         raise ConfigError(f"baseline {name!r} is not a FittedModel (fit(train) -> self): references are fitted in closed form "
                           "on the training cells; a trained model is compared as a run of its own (distgen compare)")
+    if (problem := baseline_problem(name)) is not None:
+        raise ConfigError(problem)
     try:
         model = build_component("models", {"name": name})
     except ConfigError as err:
@@ -136,11 +138,12 @@ def _baseline(name: str) -> FittedModel:
 
 def baseline_problem(name: str) -> str | None:
     """Why baseline ``name`` (a registered FittedModel) cannot be built with its defaults, None when it can: the
-    pre-flight's check (``pipeline.checks.config_problems``), before training, in ``_baseline``'s words."""
-    from distgen.config import ConfigError, validate_node
+    pre-flight's check (``pipeline.checks.config_problems``), before training, and ``_baseline``'s. A baseline is built
+    from its name alone, so a parameter a model's node gets filled in from the data (``info``...) is one it lacks."""
+    from distgen.config import ConfigError, validate_params
 
     try:
-        validate_node("models", {"name": name})
+        validate_params(models.get(name), {}, "models", injected=frozenset())
     except ConfigError as err:
         return _defaults_failed(name, err)
     return None
