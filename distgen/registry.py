@@ -445,10 +445,14 @@ def _import_fix(exc: BaseException, entry_point: md.EntryPoint, provider: str) -
     """What to do about ``exc``, raised while ``entry_point`` of the plugin ``provider`` was loaded."""
     module, _, attr = str(entry_point.value).partition(":")
     pyproject = "fix [project.entry-points] in its pyproject.toml and reinstall it"
-    if isinstance(exc, ImportError | AttributeError) and "partially initialized module" in str(exc):
-        return (f"; module {module!r} was asked for again while it is being imported (a circular import: at import time it asks "
-                "distgen for one of its own components, e.g. registry(...).get or build_component, or imports a module that "
-                "imports it): move that call into a function or method, which runs after the import has finished")
+    partial = re.search(r"partially initialized module '([^']+)'", str(exc)) if isinstance(exc, ImportError | AttributeError) else None
+    if partial and partial[1].partition(".")[0] != module.partition(".")[0]:  # a library's own cycle, not the plugin's
+        return (f"; module {partial[1]!r}, which the plugin imports, was asked for again while it is being imported (a circular "
+                f"import inside that library): fix or update it, or uninstall the plugin (pip uninstall {provider})")
+    if partial:
+        return (f"; module {partial[1]!r} was asked for again while it is being imported (a circular import: at import time the "
+                "plugin asks distgen for one of its own components, e.g. registry(...).get or build_component, or imports a "
+                "module that imports it): move that call into a function or method, which runs after the import has finished")
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         if module == exc.name or module.startswith(exc.name + "."):
             return f"; the entry point names a module {module!r} that is not installed: {pyproject}"

@@ -675,3 +675,20 @@ def test_a_baseline_needing_the_data_filled_in_is_refused_before_training_in_the
     with pytest.raises(ConfigError) as built:
         refs._baseline("needs_info")
     assert str(built.value) == problem
+
+
+def test_a_circular_import_inside_a_library_the_plugin_imports_is_named_as_the_library_s(plugins):
+    """A plugin importing a library whose own two modules import each other: the message said the plugin's module "was
+    asked for again while it is being imported (a circular import: at import time it asks distgen for one of its own
+    components...)", none of which was so; it names the library's module now."""
+    (plugins.root / "fake_liba.py").write_text("from fake_libb import f\n\n\ndef g():\n    return 1\n")
+    (plugins.root / "fake_libb.py").write_text("from fake_liba import g\n\n\ndef f():\n    return 2\n")
+    plugins.install("fake-uselib", "fake_uselib", "import fake_liba\n" + LAPLACE, {"uselib": "fake_uselib:Laplace"}, "distgen.kernels")
+    reg = Registry("kernels", Kernel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(PluginLoadError) as info:
+            reg.get("uselib")
+    message = str(info.value)
+    assert "circular import" in message and "'fake_liba'" in message
+    assert "'fake_uselib' was asked for again" not in message and "asks distgen" not in message
