@@ -252,6 +252,8 @@ class Registry(Generic[T]):
             self._check_type(entry.name, obj, entry.provider)
             self._check_concrete(entry.name, obj, entry.provider)
         except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() on import must not end distgen
+            if entry.failed and isinstance(exc, PluginLoadError) and str(exc) == entry.error:
+                raise  # a load of this entry inside this one (the module asked for it while imported) failed and said why
             entry.failed = True
             if isinstance(exc, SystemExit):
                 why = f"it called sys.exit({exc.code!r}) while being imported"

@@ -692,3 +692,24 @@ def test_a_circular_import_inside_a_library_the_plugin_imports_is_named_as_the_l
     message = str(info.value)
     assert "circular import" in message and "'fake_liba'" in message
     assert "'fake_uselib' was asked for again" not in message and "asks distgen" not in message
+
+
+def test_a_plugin_asking_for_its_own_component_at_import_time_warns_once(plugins, monkeypatch):
+    """The plugin's lookup at import time loads the same entry point again (inside the first load): that inner load
+    warned and failed, and the outer one warned again with the inner's message, so one mistake printed two warnings."""
+    import distgen.kernels.base as kernel_base
+    from distgen.errors import DistgenRuntimeWarning
+
+    plugins.install("fake-selfonce", "fake_selfonce", SELF_LOOKUP.replace("selfref", "selfonce"),
+                    {"selfonce": "fake_selfonce:SelfRef"}, "distgen.kernels")
+    reg = Registry("kernels", Kernel)
+    monkeypatch.setattr(kernel_base, "kernels", reg)  # the registry the module asks is the one loading it
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with pytest.raises(PluginLoadError) as first:
+            reg.get("selfonce")
+        with pytest.raises(PluginLoadError) as again:
+            reg.get("selfonce")
+    warned = [str(w.message) for w in said if issubclass(w.category, DistgenRuntimeWarning)]
+    assert len(warned) == 1 and "circular import" in warned[0], warned
+    assert "circular import" in str(first.value) and str(again.value) == str(first.value)
