@@ -315,16 +315,21 @@ class SelfRef(Kernel):
 '''
 
 
-def test_a_plugin_importing_its_own_component_at_import_time_is_told_it_is_a_circular_import(plugins):
-    """Before: "the entry point names 'SelfRef', which module 'fake_selfref' does not define: fix [project.entry-points]",
-    which the module does define: the lookup ran while the module was half imported."""
-    plugins.install("fake-selfref", "fake_selfref", SELF_LOOKUP, {"selfref": "fake_selfref:SelfRef"}, "distgen.kernels")
+def _kernel_load_failure(name):
+    """The message of the ``PluginLoadError`` a fresh kernels registry raises for the installed plugin kernel ``name``."""
     reg = Registry("kernels", Kernel)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(PluginLoadError) as info:
-            reg.get("selfref")
-    message = str(info.value)
+            reg.get(name)
+    return str(info.value)
+
+
+def test_a_plugin_importing_its_own_component_at_import_time_is_told_it_is_a_circular_import(plugins):
+    """Before: "the entry point names 'SelfRef', which module 'fake_selfref' does not define: fix [project.entry-points]",
+    which the module does define: the lookup ran while the module was half imported."""
+    plugins.install("fake-selfref", "fake_selfref", SELF_LOOKUP, {"selfref": "fake_selfref:SelfRef"}, "distgen.kernels")
+    message = _kernel_load_failure("selfref")
     assert "circular import" in message and "while it is being imported" in message
     assert "does not define" not in message and "fix [project.entry-points]" not in message
 
@@ -684,12 +689,7 @@ def test_a_circular_import_inside_a_library_the_plugin_imports_is_named_as_the_l
     (plugins.root / "fake_liba.py").write_text("from fake_libb import f\n\n\ndef g():\n    return 1\n")
     (plugins.root / "fake_libb.py").write_text("from fake_liba import g\n\n\ndef f():\n    return 2\n")
     plugins.install("fake-uselib", "fake_uselib", "import fake_liba\n" + LAPLACE, {"uselib": "fake_uselib:Laplace"}, "distgen.kernels")
-    reg = Registry("kernels", Kernel)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with pytest.raises(PluginLoadError) as info:
-            reg.get("uselib")
-    message = str(info.value)
+    message = _kernel_load_failure("uselib")
     assert "circular import" in message and "'fake_liba'" in message
     assert "'fake_uselib' was asked for again" not in message and "asks distgen" not in message
 
