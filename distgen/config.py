@@ -246,6 +246,8 @@ def _catch_all_note(fn: Callable[..., Any]) -> str:
         params = inspect.signature(target).parameters.values()
     except (TypeError, ValueError):
         return ""
+    if target is object.__init__:  # no constructor of its own: it takes nothing, and says so ("Valid keys: (none)")
+        return ""
     if not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
         return ""
     return (f" {getattr(fn, '__qualname__', fn)}'s constructor takes *args/**kwargs, which a config cannot set and assembly does "

@@ -713,3 +713,13 @@ def test_a_plugin_asking_for_its_own_component_at_import_time_warns_once(plugins
     warned = [str(w.message) for w in said if issubclass(w.category, DistgenRuntimeWarning)]
     assert len(warned) == 1 and "circular import" in warned[0], warned
     assert "circular import" in str(first.value) and str(again.value) == str(first.value)
+
+
+def test_a_component_without_a_constructor_of_its_own_is_not_said_to_take_args_and_kwargs():
+    """A class that defines no ``__init__`` (the built-in kernel 'linear', metric 'mse', a plugin's plain class) has
+    ``object.__init__(self, /, *args, **kwargs)``: a key set on it was refused with "LinearKernel's constructor takes
+    *args/**kwargs, which a config cannot set ... name each parameter in its signature", untrue of the class."""
+    with pytest.raises(ConfigError) as info:
+        validate_node("kernels", {"name": "linear", "sigma": 1.0})
+    assert "unknown key 'sigma'. Valid keys: (none)." in str(info.value)
+    assert "*args" not in str(info.value)
