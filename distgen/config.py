@@ -379,6 +379,11 @@ def build_component(kind: str, node: Mapping[str, Any] | str, /, **injected: Any
     for key, value in injected.items():
         if key in schema and key not in kwargs:
             kwargs[key] = value
+    if filled := sorted(_positional_only(cls) & kwargs.keys()):  # filled in from the data: validate_node refused a config's
+        key = filled[0]
+        raise ConfigError(f"{kind}[{node['name']}].{key}: {cls.__qualname__}'s parameter {key!r} is positional-only (it comes "
+                          "before '/' in its signature), and distgen fills it from the data by keyword: move it after the "
+                          "'/' (or drop the '/')")
     try:
         obj = cls(**kwargs)
     except ValueError as err:  # a component refusing its parameters is a config error (exit 2), whatever class it raised

@@ -723,3 +723,31 @@ def test_a_component_without_a_constructor_of_its_own_is_not_said_to_take_args_a
         validate_node("kernels", {"name": "linear", "sigma": 1.0})
     assert "unknown key 'sigma'. Valid keys: (none)." in str(info.value)
     assert "*args" not in str(info.value)
+
+
+POSITIONAL_INJECTED = '''
+from distgen.encoders.mean import MeanEmbedding
+
+
+class PosGenes(MeanEmbedding):
+    """The mean embedding, n_genes positional-only."""
+
+    def __init__(self, n_genes: int, /) -> None:
+        super().__init__(n_genes)
+'''
+
+
+def test_a_positional_only_parameter_that_assembly_fills_is_a_config_error_naming_the_slash(plugins, monkeypatch):
+    """``n_genes`` (filled in from the data, by keyword) before '/': "PluginBuildError ... failed to build: TypeError:
+    PosGenes.__init__() got some positional-only arguments passed as keyword arguments: 'n_genes'. Install what it
+    needs, fix the plugin, or use another component" (exit 1, nothing to install), as a config's key was before the
+    round that named the '/' for those."""
+    from distgen.config import build_component
+    from distgen.encoders import Encoder
+
+    plugins.install("fake-posgenes", "fake_posgenes", POSITIONAL_INJECTED, {"posgenes": "fake_posgenes:PosGenes"})
+    reg = Registry("encoders", Encoder)
+    monkeypatch.setattr("distgen.config.registry", lambda kind: reg)
+    with pytest.raises(ConfigError, match=r"encoders\[posgenes\]\.n_genes: .*'n_genes' is positional-only .*'/'.* fills it "
+                       r"from the data by keyword"):
+        build_component("encoders", {"name": "posgenes"}, n_genes=5)
