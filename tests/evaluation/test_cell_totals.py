@@ -97,3 +97,40 @@ def test_the_totals_summed_for_the_limit_are_the_library_sizes_of_the_de_tables(
     assert retyped.real.totals is None
     x = data.real.X
     assert torch.equal(de.normalize_total(x, 1e6, data.real.totals), de.normalize_total(x, 1e6))
+
+
+def test_the_totals_follow_their_rows_when_grouping_gathers_them():
+    """Cells not stored grouped (controls among the perturbations, as in most files) are gathered into perturbation order
+    by ``Population.from_codes``, and each total must move with its row: a total left in file order would divide
+    another cell's counts by it and score the DE tables silently wrong. Each population's totals are its rows' sums, and
+    the DE tables equal those of totals summed where used."""
+    import torch
+
+    from distgen.evaluation import io
+    from distgen.evaluation.metrics.celleval2_de import prepared_de
+    from distgen.evaluation.metrics.celleval2_settings import PRESETS
+    from distgen.types import Cells
+
+    pred, real = _pair(counts=True)
+    rng = np.random.default_rng(5)
+    pred, real = pred[rng.permutation(pred.n_obs)].copy(), real[rng.permutation(real.n_obs)].copy()
+    assert (real.obs["target"].astype(str).to_numpy() == CONTROL)[: 30].sum() < 30  # controls mixed in: rows are gathered
+
+    def cells(a):
+        return Cells(torch.from_numpy(np.asarray(a.X, dtype=np.float32)), a.obs["target"].astype(str).to_numpy(),
+                     list(a.var_names), control=CONTROL)
+
+    data = io.eval_data(cells(pred), cells(real), scale="counts")
+    for pop in (data.real, data.pred):
+        assert pop.totals is not None and pop.control_totals is not None
+        assert torch.equal(pop.totals, pop.X.to(torch.float64).sum(-1))
+        assert torch.equal(pop.control_totals, pop.control.to(torch.float64).sum(-1))
+    handed = prepared_de(data, PRESETS["vcc2026"])
+    for pop in (data.real, data.pred):
+        pop.totals = pop.control_totals = None
+    data.cache.clear()
+    data.cache["scale"] = "counts"
+    fresh = prepared_de(data, PRESETS["vcc2026"])
+    for a, b in ((handed.real, fresh.real), (handed.pred, fresh.pred)):
+        for name in ("pvalue", "fdr", "lfc"):
+            assert torch.equal(torch.nan_to_num(getattr(a, name), nan=-1.0), torch.nan_to_num(getattr(b, name), nan=-1.0)), name
