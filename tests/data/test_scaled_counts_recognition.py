@@ -208,17 +208,24 @@ def test_counts_scaled_per_cell_at_float16_or_bfloat16_precision_are_scaled_coun
         PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
 
 
-def test_counts_at_float16_precision_are_told_only_while_the_largest_is_under_256_times_the_smallest():
+def test_counts_at_float16_precision_are_told_only_while_the_largest_count_is_at_most_256():
     """The precision limit: a count ``c`` held at float16 lies within ``c * 2**-10`` of whole, so past a quarter count
-    (``MAX_PRECISION_SLACK``: ``c`` over 256 times the cell's smallest) float16 cannot tell it from a value between two
-    counts, and such a cell is not read as scaled (float32 values of the same counts are)."""
+    (``MAX_PRECISION_SLACK``: ``c`` over 256) float16 cannot tell it from a value between two counts, and such a cell is
+    not read as scaled (float32 values of the same counts are). The limit is on the count (a value over the cell's step),
+    not on the values' spread: a cell whose smallest count is 3 is past it at 100 times its smallest value."""
     from distgen.data.expression import _cell_scaled
 
     rng = np.random.default_rng(11)
     counts = np.concatenate([[1.0, 2.0, 3.0], rng.integers(4, 200, 40).astype(np.float64)])
     factor = 1e4 / 3217.0
     at16 = lambda c: (c * factor).astype(np.float16).astype(np.float64)  # noqa: E731
+    at32 = lambda c: (c * factor).astype(np.float32).astype(np.float64)  # noqa: E731
     assert _cell_scaled(at16(counts)) is True
     deep = np.append(counts, 900.0)
-    assert _cell_scaled((deep * factor).astype(np.float32).astype(np.float64)) is True
+    assert _cell_scaled(at32(deep)) is True
     assert _cell_scaled(at16(deep)) is False
+    assert _cell_scaled(at16(np.append(counts, 256.0))) is True and _cell_scaled(at16(np.append(counts, 257.0))) is False
+    from3 = np.concatenate([[3.0, 4.0, 5.0], rng.integers(6, 250, 40).astype(np.float64)])
+    assert _cell_scaled(at16(from3)) is True
+    assert _cell_scaled(at16(np.append(from3, 300.0))) is False  # 100 times the smallest value, 300 counts
+    assert _cell_scaled(at32(np.append(from3, 300.0))) is True
