@@ -315,9 +315,14 @@ class SelfRef(Kernel):
 '''
 
 
-def _kernel_load_failure(name):
-    """The message of the ``PluginLoadError`` a fresh kernels registry raises for the installed plugin kernel ``name``."""
+def _kernel_load_failure(name, monkeypatch):
+    """The message of the ``PluginLoadError`` a fresh kernels registry raises for the installed plugin kernel ``name``.
+
+    The fresh registry also stands in for ``distgen.kernels.base.kernels``, the one a plugin module asks at import time, as
+    in a process where the plugin was installed before distgen first read its entry points (a registry another test
+    already read would not know the plugin: its lookup would fail as an unknown name, not as a circular import)."""
     reg = Registry("kernels", Kernel)
+    monkeypatch.setattr("distgen.kernels.base.kernels", reg)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(PluginLoadError) as info:
@@ -325,11 +330,11 @@ def _kernel_load_failure(name):
     return str(info.value)
 
 
-def test_a_plugin_importing_its_own_component_at_import_time_is_told_it_is_a_circular_import(plugins):
+def test_a_plugin_importing_its_own_component_at_import_time_is_told_it_is_a_circular_import(plugins, monkeypatch):
     """Before: "the entry point names 'SelfRef', which module 'fake_selfref' does not define: fix [project.entry-points]",
     which the module does define: the lookup ran while the module was half imported."""
     plugins.install("fake-selfref", "fake_selfref", SELF_LOOKUP, {"selfref": "fake_selfref:SelfRef"}, "distgen.kernels")
-    message = _kernel_load_failure("selfref")
+    message = _kernel_load_failure("selfref", monkeypatch)
     assert "circular import" in message and "while it is being imported" in message
     assert "does not define" not in message and "fix [project.entry-points]" not in message
 
@@ -682,14 +687,14 @@ def test_a_baseline_needing_the_data_filled_in_is_refused_before_training_in_the
     assert str(built.value) == problem
 
 
-def test_a_circular_import_inside_a_library_the_plugin_imports_is_named_as_the_library_s(plugins):
+def test_a_circular_import_inside_a_library_the_plugin_imports_is_named_as_the_library_s(plugins, monkeypatch):
     """A plugin importing a library whose own two modules import each other: the message said the plugin's module "was
     asked for again while it is being imported (a circular import: at import time it asks distgen for one of its own
     components...)", none of which was so; it names the library's module now."""
     (plugins.root / "fake_liba.py").write_text("from fake_libb import f\n\n\ndef g():\n    return 1\n")
     (plugins.root / "fake_libb.py").write_text("from fake_liba import g\n\n\ndef f():\n    return 2\n")
     plugins.install("fake-uselib", "fake_uselib", "import fake_liba\n" + LAPLACE, {"uselib": "fake_uselib:Laplace"}, "distgen.kernels")
-    message = _kernel_load_failure("uselib")
+    message = _kernel_load_failure("uselib", monkeypatch)
     assert "circular import" in message and "'fake_liba'" in message
     assert "'fake_uselib' was asked for again" not in message and "asks distgen" not in message
 
