@@ -47,7 +47,7 @@ class EMA:
     def load_state_dict(self, state: dict[str, Tensor], updates: int) -> None:
         missing = set(self.shadow) - set(state)
         if missing:
-            raise KeyError(f"EMA state lacks {len(missing)} of the model's {counted(len(self.shadow), 'tensor')} "
+            raise KeyError(f"EMA state lacks {len(missing)} of the {counted(len(self.shadow), 'floating-point tensor')} it averages "
                            f"({first_of(sorted(missing), 5, render=repr, enclosed=True)}); was it saved from a different model?")
         for k, s in self.shadow.items():
             s.copy_(state[k])

@@ -128,3 +128,16 @@ def test_ema_without_warmup_copies_first_then_uses_the_decay():
         lin.weight.fill_(12.0)
     ema.update(lin)
     assert ema.shadow["weight"].item() == pytest.approx(0.9 * 2.0 + 0.1 * 12.0)
+
+
+def test_an_ema_state_lacking_tensors_counts_the_ones_the_ema_averages_not_the_models():
+    """An EMA averages the floating-point tensors only: a BatchNorm's integer step counter is in the model's state but not
+    the EMA's, so the refusal's total is the EMA's 4 tensors, not "the model's" (which holds 5)."""
+    bn = torch.nn.BatchNorm1d(3)
+    assert len(bn.state_dict()) == 5
+    ema = EMA(bn, 0.9)
+    with pytest.raises(KeyError) as info:
+        ema.load_state_dict({"weight": torch.ones(3)}, 0)
+    text = str(info.value)
+    assert "lacks 3 of the 4 floating-point tensors it averages ('bias', 'running_mean', 'running_var')" in text, text
+    assert "model's" not in text.split(";")[0]
