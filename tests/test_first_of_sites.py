@@ -278,3 +278,51 @@ def test_doses_keys_no_group_holds_count_the_rest():
     text = str(refused.value)
     assert "doses names 'Z0', 'Z1', 'Z2', 'Z3', 'Z4' (and 3 more), not a condition" in text
     assert "(10 conditions: C0, C1, C2, C3, C4, C5, C6, C7, and 2 more)" in text
+
+
+@pytest.mark.parametrize("k", [1, 7])
+def test_groups_under_min_cells_are_counted_with_the_first_five_named(tmp_path, k):
+    """The min_cells refusal printed its count and then a Python list (``e.g. ['G0 @ all: 3', ...]``) that did not say how
+    many it left out."""
+    import distgen
+
+    labels = ["ctrl"] * 20 + [f"P{i}" for i in range(k) for _ in range(2)] + ["Q"] * 6
+    a = ad.AnnData(np.ones((len(labels), 4), np.float32), obs=pd.DataFrame({"pert": labels}, index=[f"c{i}" for i in range(len(labels))]))
+    a.var_names = [f"g{i}" for i in range(4)]
+    a.write_h5ad(tmp_path / "d.h5ad")
+    with pytest.raises(InputDataError) as info:
+        distgen.load_data(str(tmp_path / "d.h5ad"), schema={"perturbation_col": "pert", "control_labels": ["ctrl"], "min_cells": 3})
+    text = str(info.value)
+    head = "1 (condition, context) group has" if k == 1 else f"{k} (condition, context) groups have"
+    shown = "; ".join(f"P{i} @ all: 2" for i in range(min(k, 5))) + (" (and 2 more)" if k == 7 else "")
+    assert text.startswith(f"{head} fewer than min_cells=3 cells: {shown}; a population needs several cells"), text
+
+
+@pytest.mark.parametrize("k", [1, 7])
+def test_a_prediction_of_one_cell_per_perturbation_counts_the_perturbations_it_names(tmp_path, k):
+    """The means-only refusal printed its count of groups and then a Python list of three conditions."""
+    from distgen.pipeline.evaluate import check_not_means
+
+    perts = [f"P{i}" for i in range(k)]
+    cells = __import__("distgen").Cells(X=np.ones((k + 2, 3), np.float32), conditions=np.array(["ctrl", "ctrl", *perts]),
+                                        genes=["a", "b", "c"], control="ctrl")
+    with pytest.raises(InputDataError) as info:
+        check_not_means(cells, "prediction")
+    text = str(info.value)
+    shown = ", ".join(map(repr, perts[:3])) + (", and 4 more" if k == 7 else "")
+    assert f"holds one cell per perturbation ({k} perturbation{'s' if k > 1 else ''}: {shown}): a mean" in text, text
+    assert "e.g. [" not in text
+
+
+@pytest.mark.parametrize("k", [3, 12])
+def test_a_file_without_the_control_label_names_its_values_and_counts_the_rest(tmp_path, k):
+    """The no-control refusal printed ``(values include ['A', 'B', ...])``, cut at 8 without saying how many it left out."""
+    from distgen.data.layout import guess_control
+
+    labels = [f"P{i:02d}" for i in range(k)]
+    real = ad.AnnData(np.ones((k + 1, 2), np.float32), obs=pd.DataFrame({"target": [*labels, "ctrl"]}))
+    pred = ad.AnnData(np.ones((k, 2), np.float32), obs=pd.DataFrame({"target": labels}))
+    with pytest.raises(InputDataError) as info:
+        guess_control({"real": real, "pred": pred}, "target", "ctrl", "real")
+    shown = ", ".join(map(repr, labels[:8])) + (", and 4 more values" if k == 12 else "")
+    assert f"label 'ctrl' is not in obs['target'] (its values: {shown}); every evaluation" in str(info.value), str(info.value)

@@ -405,9 +405,10 @@ def check_min_cells(conditions: np.ndarray, contexts: np.ndarray, min_cells: int
     sizes = np.bincount(cond_codes.astype(np.int64) * len(ctx_names) + ctx_codes, minlength=len(cond_names) * len(ctx_names))
     small = np.flatnonzero((sizes > 0) & (sizes < min_cells))
     if small.size:
-        ex = [f"{cond_names[i // len(ctx_names)]} @ {ctx_names[i % len(ctx_names)]}: {sizes[i]}" for i in small[:5]]
+        ex = first_of(small.tolist(), 5, "; ", lambda i: f"{cond_names[i // len(ctx_names)]} @ {ctx_names[i % len(ctx_names)]}: {sizes[i]}")
         raise InputDataError(
-            f"{small.size} (condition, context) group(s) have fewer than min_cells={min_cells} cells, e.g. {ex}; "
+            f"{counted(int(small.size), '(condition, context) group')} {'has' if small.size == 1 else 'have'} fewer than "
+            f"min_cells={min_cells} cells: {ex}; "
             "a population needs several cells. Filter them out or lower PerturbationSchema.min_cells"
         )
 

@@ -475,13 +475,14 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
                     f"the {name} file labels its control cells {other[0]!r} but the {reference} file {control!r} (obs[{pert_col!r}]): "
                     f"both files need the same control label (--control names one for both); relabel one file, e.g. "
                     f"adata.obs[{pert_col!r}] = adata.obs[{pert_col!r}].astype(str).replace({{{other[0]!r}: {control!r}}}) on the {name} file")
-            some = sorted(labels)[:8]
+            some = (f"its values: {first_of(sorted(labels), 8, render=repr, noun='value', enclosed=True)}" if labels
+                    else "it holds no label")
             key = " ".join(control.split()).casefold()
             twin = next((v for v in sorted(labels) if " ".join(v.split()).casefold() == key), None)  # 'Non-targeting ', 'NON-TARGETING'
             hint = (f": {twin!r} is {control!r} written with other letter case or spaces; relabel it, e.g. adata.obs[{pert_col!r}] = "
                     f"adata.obs[{pert_col!r}].astype(str).replace({{{twin!r}: {control!r}}}) on the {name} file") if twin else " (pass --control LABEL; control='LABEL' in Python)"
             raise NoControlCells(name, f"the {name} file has no control cells: label {control!r} is not in obs[{pert_col!r}] "
-                                 f"(values include {some})", hint)
+                                 f"({some})", hint)
     return control
 
 

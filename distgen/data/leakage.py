@@ -9,7 +9,7 @@ import numpy as np
 from distgen.data.split import DuplicateCellWarning, LeakageError, Split
 from distgen.data.splitters import between, dominates, seen_count
 from distgen.errors import warn
-from distgen.wording import first_of
+from distgen.wording import counted, first_of
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -39,11 +39,13 @@ def check_split(split: Split, data: PerturbationData) -> None:
     for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
         both = np.intersect1d(parts[a], parts[b])
         if len(both):
-            raise LeakageError(f"{len(both)} cell(s) are in both {a} and {b}, e.g. {data.adata.obs_names[both[:3]].tolist()}")
+            raise LeakageError(f"{counted(len(both), 'cell')} {'is' if len(both) == 1 else 'are'} in both {a} and {b}: "
+                               f"{first_of([str(n) for n in data.adata.obs_names[both]], 3, render=repr)}")
     names = data.adata.obs_names.to_numpy()
     dup = np.intersect1d(names[parts["train"]], names[parts["test"]])
     if len(dup):
-        raise LeakageError(f"cell names {dup[:3].tolist()} occur in train and test (duplicated cells in the AnnData)")
+        raise LeakageError(f"{counted(len(dup), 'cell name')} {'occurs' if len(dup) == 1 else 'occur'} in train and test "
+                           f"({first_of([str(n) for n in dup], 3, render=repr, enclosed=True)}: duplicated cells in the AnnData)")
     ctrl = data.is_control
     test_pert = parts["test"][~ctrl[parts["test"]]]
     seen = np.concatenate([parts["train"], parts["val"]])

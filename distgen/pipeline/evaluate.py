@@ -125,7 +125,7 @@ def check_not_means(pred: Cells, name: str = "prediction") -> None:
     NaN and the run exited 0, saying to 'predict every perturbation of the truth'. Files with some groups of 2+ cells are
     scored as they are (their one-cell groups NaN, with the reason)."""
     from distgen.evaluation.io import MIN_CELLS
-    from distgen.wording import counted
+    from distgen.wording import counted, first_of
 
     perturbed = ~np.asarray(pred.is_control)
     if not perturbed.any():
@@ -134,9 +134,11 @@ def check_not_means(pred: Cells, name: str = "prediction") -> None:
     _, sizes = np.unique(keys, return_counts=True)
     if int(sizes.max()) >= MIN_CELLS:
         return
-    shown = sorted(set(pred.conditions[perturbed].tolist()))[:3]
+    conditions = sorted(set(pred.conditions[perturbed].tolist()))
+    groups = f" in {counted(len(sizes), '(perturbation, context) group')}" if len(sizes) != len(conditions) else ""
     raise InputDataError(
-        f"the {name} holds one cell per perturbation ({counted(len(sizes), 'group')}, e.g. {shown}): a mean expression per "
+        f"the {name} holds one cell per perturbation ({counted(len(conditions), 'perturbation')}{groups}: "
+        f"{first_of(conditions, 3, render=repr, enclosed=True)}): a mean expression per "
         f"perturbation (as GEARS writes), not cells; every metric scores populations of at least {MIN_CELLS} cells, so none "
         "could be scored. Write cells sampled from the model, or, to score the means with the mean-based metrics only, write "
         "each mean as 2 identical cells (numpy.repeat(means, 2, axis=0), each label twice) and pass --metrics "

@@ -203,3 +203,17 @@ def test_identical_cells_pairs_equal_rows_only():
     sparse[10] = sparse[45]
     assert (45, 10) not in identical_cells(sparse, held, seen)  # fewer nonzeros than the minimum: coincidences happen
     assert (45, 10) in identical_cells(sparse, held, seen, min_nonzero=1)
+
+
+@pytest.mark.parametrize("n", [1, 7])
+def test_cells_in_two_parts_are_counted_and_the_first_three_named(data, n):
+    s = make_split(data, "random_conditions", seed=0)
+    moved = s.test[:n]
+    overlap = dataclasses.replace(s, train=torch.cat([s.train, moved]))
+    with pytest.raises(LeakageError) as info:
+        overlap.check_leakage(data)
+    names = [str(x) for x in data.adata.obs_names[np.sort(moved.numpy())]]
+    text = str(info.value)
+    verb = "is" if n == 1 else "are"
+    shown = ", ".join(map(repr, names[:3])) + (f" (and {n - 3} more)" if n > 3 else "")
+    assert text == f"{n} cell{'s' if n > 1 else ''} {verb} in both train and test: {shown}", text

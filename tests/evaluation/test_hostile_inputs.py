@@ -659,7 +659,7 @@ def test_a_prediction_without_control_cells_is_refused_with_the_reason_of_its_pr
     more = ["--profile", profile, "--no-target-genes"] if profile else ["--baselines", "", "--no-ceiling"]
     assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
     err = capsys.readouterr().err
-    head = f"the pred file has no control cells: label {CONTROL!r} is not in obs['target'] (values include ['A', 'B', 'C']); "
+    head = f"the pred file has no control cells: label {CONTROL!r} is not in obs['target'] (its values: 'A', 'B', 'C'); "
     assert head in err
     if profile is None:
         assert head + "every evaluation needs control cells (pass --control LABEL; control='LABEL' in Python)" in err
