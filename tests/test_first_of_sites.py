@@ -326,3 +326,26 @@ def test_a_file_without_the_control_label_names_its_values_and_counts_the_rest(t
         guess_control({"real": real, "pred": pred}, "target", "ctrl", "real")
     shown = ", ".join(map(repr, labels[:8])) + (", and 4 more values" if k == 12 else "")
     assert f"label 'ctrl' is not in obs['target'] (its values: {shown}); every evaluation" in str(info.value), str(info.value)
+
+
+def test_labels_written_otherwise_inside_parentheses_count_the_rest_without_a_second_pair():
+    """The note's list sits in parentheses: its tail read ``(and 2 more)):`` where the crossed-order note beside it reads
+    ``; and 2 more):``."""
+    from distgen.evaluation.label_notes import rewritten_note
+
+    note = rewritten_note([(f"A{i} ", f"A{i}") for i in range(5)], "target")
+    assert "atom ('A0 ' in the prediction, 'A0' in the truth; 'A1 ' in the prediction, 'A1' in the truth; 'A2 ' in the " \
+           "prediction, 'A2' in the truth; and 2 more): distgen" in note, note
+    assert "))" not in note.split("distgen scores")[0]
+
+
+@pytest.mark.parametrize("k", [1, 7])
+def test_blank_gene_names_are_counted_and_their_columns_named_in_one_pair_of_parentheses(k):
+    from distgen.types.layout import blank_message
+
+    names = ["" if i < k else f"g{i}" for i in range(10)]
+    text = blank_message(names, list(range(k)), "the pred file")
+    shown = ", ".join(f"{i} ('')" for i in range(min(k, 5))) + (", and 2 more" if k == 7 else "")
+    head = "1 gene name that is" if k == 1 else f"{k} gene names that are"
+    column = "column" if k == 1 else "columns"
+    assert text.startswith(f"the pred file has {head} empty or blank ({column} {shown}): a gene"), text

@@ -96,7 +96,7 @@ def control_atom_note(read: Mapping[str, str]) -> str:
 def rewritten_note(rewritten: Sequence[tuple[str, str]], column: str) -> str:
     """What ``rewritten_labels`` found: labels the prediction and the truth write otherwise (spacing, an empty, repeated or
     control atom)."""
-    pairs = first_of(rewritten, 3, sep="; ", render=lambda pr: f"{pr[0]!r} in the prediction, {pr[1]!r} in the truth")
+    pairs = first_of(rewritten, 3, sep="; ", render=lambda pr: f"{pr[0]!r} in the prediction, {pr[1]!r} in the truth", enclosed=True)
     return (f"the pred and real files write {len(rewritten)} label(s) otherwise, by spacing or an empty, repeated or control "
             f"atom ({pairs}): "
             "distgen scores each as one condition; cell-eval matches labels as written and pairs none of them (cell-eval2's "

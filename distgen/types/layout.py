@@ -296,9 +296,11 @@ def blank_names(names: Iterable[str]) -> list[int]:
 
 def blank_message(names: Sequence[str], positions: Sequence[int], where: str) -> str:
     """Why ``where``'s gene names at ``positions`` (``blank_names``) are refused, each escaped, and the fix."""
-    said = first_of(positions, 5, render=lambda i: f"{i} ({str(names[i])!a})")
+    said = first_of(positions, 5, render=lambda i: f"{i} ({str(names[i])!a})", enclosed=True)
     shown = list(positions[:20])
-    return (f"{where} has {len(positions)} gene name(s) that are empty or blank (column {said}): a gene the files, tables "
+    one = len(positions) == 1
+    return (f"{where} has {counted(len(positions), 'gene name')} that {'is' if one else 'are'} empty or blank "
+            f"(column{'' if one else 's'} {said}): a gene the files, tables "
             "and pages cannot name, which a file written and read again keeps as a nameless column. Name them "
             f"(adata.var_names = [...]) or drop those columns (adata = adata[:, ~np.isin(np.arange(adata.n_vars), {shown})].copy()"
             f"{', with every position listed' if len(positions) > 20 else ''}) and load it again")
