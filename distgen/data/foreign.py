@@ -305,7 +305,7 @@ def in_model_genes(model: object, cells: DiskCells) -> DiskCells:
     theirs_set = set(theirs)
     missing, extra = [g for g in ours.genes if g not in theirs_set], sorted(theirs_set - set(ours.genes))
     raise InputDataError(
-        f"{cells.path}: its genes are not the model's: " + (f"{len(missing)} of the model's {len(ours.genes)} genes are missing "
+        f"{cells.path}: its genes are not the model's: " + (f"{len(missing)} of the model's {len(ours.genes)} genes {'is' if len(missing) == 1 else 'are'} missing "
         f"({first_of(missing, 5, render=repr, enclosed=True)})" if missing else "") + (", " if missing and extra else "")
         + (f"{len(extra)} {'is' if len(extra) == 1 else 'are'} not the model's ({first_of(extra, 5, render=repr, enclosed=True)})"
            if extra else "")

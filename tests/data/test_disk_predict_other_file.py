@@ -67,7 +67,7 @@ def test_labels_unknown_to_the_model_and_missing_genes_are_refused(model, tmp_pa
     other_ctx.obs["cell_type"] = other_ctx.obs["cell_type"].astype(str).replace({"ct2": "CT2"})
     with pytest.raises(InputKeyError, match=r"unknown context 'CT2'.*'CT2' is 'ct2'"):
         _predict(model, other_ctx, tmp_path / "ctx.h5ad")
-    with pytest.raises(InputDataError, match=r"1 of the model's 6 genes are missing \(e\.g\. \['g2'\]\).*genes=model\.info\.genes"):
+    with pytest.raises(InputDataError, match=r"1 of the model's 6 genes is missing \('g2'\)\. .*genes=model\.info\.genes"):
         _predict(model, _cells()[:, [0, 1, 3, 4, 5]].copy(), tmp_path / "fewer.h5ad")
 
 
