@@ -300,3 +300,19 @@ def test_sweep_calls_a_tie_only_below_the_metrics_numerical_tolerance():
     assert c.better == "variant" and c.p_value == pytest.approx(stats.ttest_rel(sm["b"], sm["a"]).pvalue)
     same = [{**r, "mse": 1.0 + 1e-9 * (r["variant"] == "b")} for r in rows]  # 1e-9 of 1: float rounding, a tie
     assert paired_comparison(same, "b", "a", "mse").better == "tie"
+
+
+def test_compare_with_one_metric_naming_a_winner_reads_singular(tmp_path):
+    """compare's Holm note read "1 of the 3 tested metrics name a winner"."""
+    from distgen.evaluation.compare import compare, markdown
+
+    rng = np.random.default_rng(0)
+    n, names = 12, ["score0", "score1", "score2"]
+    perts = [f"P{i}" for i in range(n)]
+    a = {m: rng.normal(size=n) for m in names}
+    b = {m: a[m] - (1.0 if m == "score0" else 0.0) + 0.5 * rng.normal(size=n) for m in names}
+    res = compare(_folder(tmp_path / "a", perts, a), _folder(tmp_path / "b", perts, b), n_boot=100)
+    assert [m for m in names if res["metrics"][m]["better"]] == ["score0"]
+    text = markdown(res)
+    assert "1 of the 3 tested metrics names a winner" in text, text
+    assert "metrics name a winner" not in text
