@@ -69,23 +69,25 @@ def check_split(split: Split, data: PerturbationData) -> None:
     kind = split.kind
     if kind in ("random_conditions", "unseen_single") or kind.startswith("combo_seen"):
         leaked = keys(test_pert, base) & keys(seen_pert, base)
-        what = "condition"
+        what = ("condition", "conditions")
     elif kind == "held_out_dose":
         leaked = keys(test_pert, cond, ctx) & keys(seen_pert, cond, ctx)
-        what = "(condition at its doses, context) population"
+        what = ("(condition at its doses, context) population", "(condition at its doses, context) populations")
     elif kind == "held_out_context":
         leaked = keys(test_pert, ctx) & keys(seen_pert, ctx)
-        what = "context (perturbed cells)"
+        what = ("context (perturbed cells)", "contexts (perturbed cells)")
     elif kind == "held_out_context_perturbation":
         leaked = keys(test_pert, base, ctx) & keys(seen_pert, base, ctx)
-        what = "(condition, context) pair"
+        what = ("(condition, context) pair", "(condition, context) pairs")
     elif kind == "held_out_batch":
         leaked = keys(test_pert, bat) & keys(seen_pert, bat)
-        what = "batch (perturbed cells)"
+        what = ("batch (perturbed cells)", "batches (perturbed cells)")
     else:
         raise LeakageError(f"unknown split kind {kind!r}")
     if leaked:
-        raise LeakageError(f"held-out {what} {first_of(sorted(leaked), 3, render=repr)} has cells in train/val as well as test")
+        one = len(leaked) == 1  # a key of one column is written as its label, not as a 1-tuple
+        shown = first_of(sorted(leaked), 3, render=lambda k: repr(k[0]) if len(k) == 1 else repr(k))
+        raise LeakageError(f"held-out {what[0] if one else what[1]} {shown} {'has' if one else 'have'} cells in train/val as well as test")
     # the held-out groups promised by the split must be the ones found in the data
     found = {(str(c), str(k)) for c, k in zip(cond[test_pert], ctx[test_pert])}
     if found != set(split.test_groups):

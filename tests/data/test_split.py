@@ -217,3 +217,20 @@ def test_cells_in_two_parts_are_counted_and_the_first_three_named(data, n):
     verb = "is" if n == 1 else "are"
     shown = ", ".join(map(repr, names[:3])) + (f" (and {n - 3} more)" if n > 3 else "")
     assert text == f"{n} cell{'s' if n > 1 else ''} {verb} in both train and test: {shown}", text
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_held_out_conditions_with_training_cells_are_named_by_label_with_the_verb_agreeing(data, n):
+    """The refusal wrote each leaked key as a one-element tuple (``held-out condition ('G1',) has cells``) and kept "has"
+    for several."""
+    s = make_split(data, "random_conditions", seed=0, test_frac=0.5)
+    conds = sorted(s.test_conditions)[:n]
+    assert len(conds) == n
+    moved = [int(s.test[data.conditions[s.test.numpy()] == c][0]) for c in conds]
+    keep = ~torch.isin(s.test, torch.tensor(moved))
+    leaky = dataclasses.replace(s, train=torch.sort(torch.cat([s.train, torch.tensor(moved)])).values, test=s.test[keep])
+    with pytest.raises(LeakageError) as info:
+        leaky.check_leakage(data)
+    shown = ", ".join(repr(c) for c in conds)
+    noun, verb = ("condition", "has") if n == 1 else ("conditions", "have")
+    assert str(info.value) == f"held-out {noun} {shown} {verb} cells in train/val as well as test", str(info.value)
