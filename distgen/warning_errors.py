@@ -135,9 +135,10 @@ _SAID_AT = "_distgen_said_at"
 class _Said(warnings.WarningMessage):
     """A warning ``recorded``, with the frames (module, line; outermost first) that led to it."""
 
-    def __init__(self, said_at: tuple[tuple[str, int], ...], *args: Any) -> None:
+    def __init__(self, said_at: tuple[tuple[str, int], ...], module: str | None, *args: Any) -> None:
         super().__init__(*args)
         self.said_at = said_at
+        self.module = module
 
 
 @contextlib.contextmanager
@@ -150,7 +151,7 @@ def recorded() -> Iterator[list[warnings.WarningMessage]]:
 
     def keep(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None,
              line: str | None = None) -> None:
-        said.append(_Said(_stack(), message, category, filename, lineno, file, line))
+        said.append(_Said(_stack(), _module_at(filename, lineno), message, category, filename, lineno, file, line))
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -159,17 +160,30 @@ def recorded() -> Iterator[list[warnings.WarningMessage]]:
 
 
 def replay(said: Collection[warnings.WarningMessage]) -> None:
-    """Say the ``recorded`` warnings again, under the caller's filters, each at the file and line where it was said. One
-    that a filter makes an error is raised carrying the frames where it was said (``warning_made_an_error`` names
+    """Say the ``recorded`` warnings again, under the caller's filters, each at the file, line and module where it was
+    said (a filter naming the module, ``-W ignore::EncodingWarning:numba.core.config``, applies to it). One that a filter
+    makes an error is raised carrying the frames where it was said (``warning_made_an_error`` names
     them)."""
     for w in said:
         try:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, module=getattr(w, "module", None))
         except Warning as exc:
             if exc is w.message and isinstance(w, _Said):
                 with contextlib.suppress(Exception):  # past a class's own __setattr__ (a frozen one): exceptions keep a __dict__
                     object.__setattr__(exc, _SAID_AT, w.said_at)
             raise
+
+
+def _module_at(filename: str, lineno: int) -> str | None:
+    """The name of the module whose frame, among those calling ``recorded``'s hook, is at ``filename``, ``lineno`` (the
+    module the warning is said in, as a filter's module field matches it); None when no frame is there."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_filename == filename and frame.f_lineno == lineno:
+            module = frame.f_globals.get("__name__")
+            return module if isinstance(module, str) else None
+        frame = frame.f_back
+    return None
 
 
 def _stack() -> tuple[tuple[str, int], ...]:

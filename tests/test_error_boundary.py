@@ -567,3 +567,28 @@ def test_a_library_an_entry_point_names_is_not_taken_for_a_plugin(tmp_path, monk
     assert messages[0] is not None and "raised by namedlib's code called from distgen (distgen.train.fake, line 2)" in messages[0], messages[0]
     assert "plugin" not in messages[0], messages[0]
     assert messages[1] is not None and "raised by the plugin realplug's own code" in messages[1], messages[1]
+
+
+def test_a_recorded_warning_replayed_is_said_in_its_module_so_a_module_filter_applies():
+    """``Dataset.load`` records the libraries' warnings and says them again: said again without its module, a filter
+    naming the module (``-W ignore::EncodingWarning:numba.core.config``, numba's read of ``/proc/cpuinfo`` without an
+    encoding when scanpy imports it) did not apply, and under ``-W error::EncodingWarning`` the command stopped."""
+    import warnings
+
+    from distgen.warning_errors import recorded, replay
+
+    space = {"__name__": "fakelib.core"}
+    exec(compile("import warnings\ndef read():\n    warnings.warn('no encoding', EncodingWarning)\n", "/opt/site-packages/fakelib/core.py",
+                 "exec"), space)
+    with recorded() as said:
+        space["read"]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EncodingWarning)
+        warnings.filterwarnings("ignore", category=EncodingWarning, module="fakelib.core")
+        replay(said)  # let through, as said live
+        warnings.filterwarnings("error", category=EncodingWarning, module="otherlib")
+        replay(said)
+        warnings.resetwarnings()
+        warnings.simplefilter("error", EncodingWarning)
+        with pytest.raises(EncodingWarning):
+            replay(said)
