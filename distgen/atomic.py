@@ -82,9 +82,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
             os.remove(tmp)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, newline: str | None = None, encoding: str | None = None) -> None:
+def atomic_write_text(path: str | os.PathLike[str], text: str, newline: str | None = None, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` through ``atomic_path`` (never half-written); ``newline`` and ``encoding`` as ``open``'s
-    (``newline=""`` for csv text)."""
+    (``newline=""`` for csv text). UTF-8 unless told otherwise, whatever the locale's encoding (distgen's text files are
+    UTF-8 on every machine)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline=newline, encoding=encoding) as fh:
         fh.write(text)
 

@@ -649,6 +649,15 @@ def check_expanded_size(value: Any, where: str, limit: int = MAX_CONFIG_VALUES) 
     return size(value)
 
 
+def bad_byte(raw: bytes, exc: UnicodeDecodeError) -> str:
+    """Where the first byte that is not UTF-8 is: its offset, line and column (``byte 39 (0xe4, line 2, column 30)``)."""
+    if exc.encoding.replace("-", "").lower().startswith("utf16"):
+        return f"it starts with a UTF-16 byte-order mark, but byte {exc.start} is not UTF-16"
+    line = raw.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    return f"byte {exc.start} (0x{raw[exc.start]:02x}, line {line}, column {column}) is not UTF-8"
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config document (a mapping); every problem is a ``ConfigError`` naming the file."""
     path = Path(path)
@@ -661,9 +670,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         # UTF-16 with its byte-order mark is what Windows PowerShell's `echo ... > my.yaml` and some editors write: the mark
         # says which, so it is read, not refused as "not a text file"
         text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {str(path)!r} is not a text (YAML) file in UTF-8; if it is text in another "
-                          "encoding, save it as UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not a text (YAML) file in UTF-8: {bad_byte(raw, exc)}; if it "
+                          "is text in another encoding (latin-1, cp1252), save it as UTF-8 (configs are read as UTF-8 "
+                          "whatever the locale)") from None
     except OSError as exc:
         raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror or exc})") from None
     doc = parse_yaml(text, f"config file {str(path)!r}")
@@ -680,7 +690,7 @@ def save_yaml(doc: Mapping[str, Any], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with tmp.open("w") as fh:
+        with tmp.open("w", encoding="utf-8") as fh:
             yaml.dump(_plain(dict(doc)), fh, Dumper=_Dumper, sort_keys=False)
         tmp.replace(path)
     except BaseException:

@@ -228,7 +228,8 @@ def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path, encoding):
     doc = load_yaml(path)
     assert doc == {"base": "perturbdiff-small", "train": {"steps": 3}, "description": "café"}
     path.write_bytes(text.encode("latin-1"))
-    with pytest.raises(ConfigError, match=r"is not a text \(YAML\) file in UTF-8; if it is text in another encoding, save it as UTF-8"):
+    with pytest.raises(ConfigError, match=r"is not a text \(YAML\) file in UTF-8: byte 58 \(0xe9, line 3, column 17\) is not UTF-8; "
+                                          r"if it is text in another encoding \(latin-1, cp1252\), save it as UTF-8"):
         load_yaml(path)
 
 

@@ -85,7 +85,7 @@ def _read_json(path: str | None, what: str) -> Any:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{what} {path!r} does not exist")
-    return json.loads(p.read_text())
+    return json.loads(p.read_text(encoding="utf-8"))
 
 
 def import_official(
@@ -153,7 +153,7 @@ def import_official(
         if rd.info.n_genes != sizes["n_genes"]:
             raise OfficialCheckpointError(f"the checkpoint models {sizes['n_genes']} genes but the data has {rd.info.n_genes}; use the checkpoint's gene panel")
         if genes is not None:
-            want = [ln.strip() for ln in Path(genes).read_text().splitlines() if ln.strip()]
+            want = [ln.strip() for ln in Path(genes).read_text(encoding="utf-8").splitlines() if ln.strip()]
             if list(rd.info.genes) != want:
                 raise OfficialCheckpointError("the data's genes are not in the order of --genes (the official column order); reorder the .h5ad")
         state, report = pd_map.map_state(split, model, codes, source=str(checkpoint))
@@ -188,7 +188,7 @@ def _write_tables(out: Path, tables: Mapping[str, Mapping[str, list[float]]]) ->
         path = (out / "tables" / f"{name}.csv").resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         width = len(next(iter(table.values())))
-        with path.open("w", newline="") as fh:
+        with path.open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(["name", *[f"v{i}" for i in range(width)]])
             for n, vec in table.items():

@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
                 metrics=metric_names(args.metrics) or None, progress=not args.json, variants=variants,
                 overrides=args.overrides)
     if args.json:
-        print((res.out / "summary.json").read_text())
+        print((res.out / "summary.json").read_text(encoding="utf-8"))
     else:
-        print((res.out / "summary.md").read_text())
+        print((res.out / "summary.md").read_text(encoding="utf-8"))
         print(f"report: {res.out / 'report.html'}  results: {res.out / 'results.csv'}  plots: {res.out / 'summary.png'}")
     if res.failed:
         print(json.dumps({"failed": res.failed}) if args.json else f"{len(res.failed)} run(s) failed: {', '.join(res.failed)}")

@@ -23,7 +23,7 @@ class TooLargeError(UsageError, ValueError):
 
 def _read_int(path: Path) -> int | None:
     try:
-        text = path.read_text().strip()
+        text = path.read_text(encoding="utf-8").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None  # cgroup v2 writes "max" for no limit
@@ -31,7 +31,7 @@ def _read_int(path: Path) -> int | None:
 
 def _meminfo_available() -> int | None:
     try:
-        lines = Path("/proc/meminfo").read_text().splitlines()
+        lines = Path("/proc/meminfo").read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
     for line in lines:

@@ -91,7 +91,7 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
     """``({metric: {perturbation: value}}, summary)`` of an evaluation folder (``summary["row_contexts"]``: each row's context)."""
     folder = evaluation_folder(path)
     try:
-        summary = json.loads((folder / "summary.json").read_text())
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:  # a damaged or hand-edited file: name it, not only the parser's words
         summary, why = None, f"not valid JSON ({e})"
     else:
@@ -100,7 +100,7 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
         raise MismatchedEvaluations(f"{folder / 'summary.json'} is {why}: not an evaluation's summary; write the evaluation "
                                     "again (distgen evaluate --out)")
     try:
-        with (folder / "metrics.csv").open(newline="") as f:
+        with (folder / "metrics.csv").open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (UnicodeDecodeError, csv.Error) as e:
         raise MismatchedEvaluations(f"{folder / 'metrics.csv'} is not a CSV table ({e}); write the evaluation again") from None

@@ -183,7 +183,7 @@ def read_table_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Rows of a ``metrics.csv`` or ``results.csv``: ``TEXT_COLUMNS`` as written, other columns as floats where they
     parse (empty -> NaN), else as text."""
     rows = []
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             out: dict[str, Any] = {}
             for k, v in row.items():

@@ -344,7 +344,7 @@ def _run(
     summary = report.write(out / "eval", make_plots)
     clock.lap("evaluate")
     summary["timings_s"] = timings = stage_timings(earlier, clock.laps, clock.partial, clock.recorded)
-    (out / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
+    (out / "timings.json").write_text(json.dumps(timings, indent=1) + "\n", encoding="utf-8")
     if make_plots:  # eval/report.html: the evaluation and the training story of this run
         pages.write_run_page(out, report)
     atomic_write_text(out / DONE_FILE, json.dumps({"metrics": list(metrics) if metrics is not None else None}) + "\n")

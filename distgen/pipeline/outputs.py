@@ -166,7 +166,7 @@ def context_files(out: str | Path) -> list[str]:
     remove any other file.
     """
     try:
-        doc = json.loads((Path(out) / "summary.json").read_text())
+        doc = json.loads((Path(out) / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     per = doc.get("per_context") if isinstance(doc, dict) else None
@@ -341,7 +341,7 @@ def _previous_evaluation(out: Path) -> bool:
     if (out / EVALUATION_MARK).is_file():
         return True
     try:
-        doc = json.loads((out / "summary.json").read_text())
+        doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(doc, dict) and isinstance(doc.get("metrics"), dict)

@@ -101,7 +101,7 @@ def write_evaluation_page(out: str | os.PathLike[str], report: Report, pred: Any
         run = None
         if run_dir is not None:
             recorded = run_dir.parent / "eval" / "summary.json"  # an experiment folder's own evaluation names its preset
-            preset = json.loads(recorded.read_text()).get("preset") if recorded.is_file() else _manifest_preset(run_dir)
+            preset = json.loads(recorded.read_text(encoding="utf-8")).get("preset") if recorded.is_file() else _manifest_preset(run_dir)
             run = read_run_dir(run_dir, _preset_doc(preset), preset)
         return write_report(ReportInputs.from_report(report, run=run), path)
 
@@ -111,7 +111,7 @@ def write_evaluation_page(out: str | os.PathLike[str], report: Report, pred: Any
 def _manifest_preset(run_dir: Path) -> str | None:
     """The preset ``distgen train`` recorded in ``run_dir``'s manifest (None: not recorded, or unreadable)."""
     try:
-        preset = json.loads((run_dir / "manifest.json").read_text()).get("preset")
+        preset = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8")).get("preset")
     except (OSError, ValueError, AttributeError):
         return None
     return preset if isinstance(preset, str) else None

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from distgen.conditioners import table_record
-from distgen.config import ConfigError, load_yaml
+from distgen.config import ConfigError, bad_byte, load_yaml
 from distgen.data import layout
 from distgen.data.doses import group_doses
 from distgen.data.groups import group_seed
@@ -110,7 +110,13 @@ def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.nd
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(f"--genes must be 'all', 'hvg:N' or a file of gene names, got {spec!r} (no such file)")
-    names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--genes {spec}: the file is not UTF-8 text: {bad_byte(raw, exc)}; save it as UTF-8, one gene "
+                          "name per line") from None
+    names = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not names:  # refused here: an empty panel fails inside torch ('tensors used as indices must be long...')
         raise ConfigError(f"--genes {spec}: the file lists no gene; give one gene name per line (or --genes all)")
     index = dataset.info.gene_index()
@@ -549,7 +555,7 @@ class LoadedRun:
     def warnings(self) -> list[str]:
         """What the run's training warned (``manifest.json`` ``warnings``, ``distgen.warned``; empty without a manifest)."""
         path = self.run_dir / "manifest.json"
-        recorded = json.loads(path.read_text()).get(WARNINGS_KEY) if path.is_file() else None
+        recorded = json.loads(path.read_text(encoding="utf-8")).get(WARNINGS_KEY) if path.is_file() else None
         return [str(w) for w in recorded or []]
 
 

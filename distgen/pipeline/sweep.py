@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -186,10 +187,12 @@ def subprocess_runner(config: str, run: Run, run_dir: Path) -> int:
     cmd = [sys.executable, *(f"-W{option}" for option in own_warning_options()), "-m", "distgen", "run", config, *run.overrides,
            "--out", str(run_dir), "--no-progress"]
     stop = _STOP
-    with (run_dir / "log.txt").open("a") as log:
+    # log.txt is UTF-8: the command line is written so (a name the file system gave as undecodable bytes as \\udcxx), and
+    # the run is told to print in UTF-8 whatever the locale's encoding
+    with (run_dir / "log.txt").open("a", encoding="utf-8", errors="backslashreplace") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
-        proc = stop.popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = stop.popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONIOENCODING": "utf-8:backslashreplace"})
         if proc is None:
             log.write("not started: the sweep was interrupted\n")
             return INTERRUPTED
@@ -352,7 +355,7 @@ def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[st
     again after its summary, ``finished_unlocked``). ``moved``: the ``data_moved.json`` records ``check_run_folders``
     found, by slug (a moved data file is hashed once, by that check, not again by ``finished_or_none``)."""
     try:
-        summary = json.loads((out / "summary.json").read_text())
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         slugs = [r.slug for r in runs]
         if (not isinstance(summary, dict) or sorted([*summary.get("finished", []), *summary.get("skipped", [])]) != sorted(slugs)
                 or summary.get("failed") or summary.get("reference") != reference or summary.get("variants") != list(variants)
@@ -798,7 +801,7 @@ def failure_reason(run_dir: Path) -> str | None:
     attempt's), or None. A run refused by its config (a model too large for the machine: ``config error: ...``) is
     reported with that line, not as "no error in its log"."""
     try:
-        tail = (run_dir / "log.txt").read_text(errors="replace")[-20000:]
+        tail = (run_dir / "log.txt").read_text(encoding="utf-8", errors="replace")[-20000:]
     except OSError:
         return None
     lines = tail.splitlines()
@@ -910,7 +913,7 @@ def run_table_note(path: Path, rows: list[dict[str, Any]], summary: dict[str, An
 def run_summary(run_dir: Path) -> dict[str, Any] | None:
     """A finished run's ``eval/summary.json`` document, or None (absent, unreadable, not an object)."""
     try:
-        summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+        summary = json.loads((run_dir / "eval" / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return summary if isinstance(summary, dict) else None

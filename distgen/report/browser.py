@@ -42,7 +42,7 @@ def screenshot(page: str | Path, png: str | Path, width: int = 1100, height: int
     png.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="distgen-browser-") as profile:
         cmd = [browser, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={png}", page.as_uri()]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=timeout)
     if not png.is_file():
         raise RuntimeError(f"{browser} wrote no screenshot (exit {res.returncode}): {res.stderr.strip()[-500:]}")
     return png

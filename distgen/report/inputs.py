@@ -237,7 +237,7 @@ def read_long_tables(path: str | Path, perts: Sequence[str]) -> dict[str, Metric
 def _read_yaml(path: Path) -> dict[str, Any] | None:
     import yaml
 
-    return dict(yaml.safe_load(path.read_text()) or {}) if path.is_file() else None
+    return dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else None
 
 
 #: How to get a run folder's damaged ``train/manifest.json`` or ``timings.json`` back (the report reads, never writes them).
@@ -254,7 +254,7 @@ def read_run_dir(run_dir: str | Path, preset: Mapping[str, Any] | None = None, p
     run_dir = Path(run_dir)
     log: dict[int, dict[str, float]] = {}
     if (run_dir / "metrics.csv").is_file():
-        with (run_dir / "metrics.csv").open() as fh:
+        with (run_dir / "metrics.csv").open(encoding="utf-8") as fh:
             for r in csv.DictReader(fh):
                 row = {k: v for k, v in ((k, _number(v)) for k, v in r.items() if k) if isinstance(v, float)}
                 if "step" in row and not math.isnan(row["step"]):

@@ -433,5 +433,5 @@ def write_report(inputs: ReportInputs, path: str | Path, sections: tuple[str, ..
     """Write the self-contained report to ``path`` (e.g. ``eval/report.html``); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render(inputs, sections), encoding="utf-8")
+    atomic_write_text(path, render(inputs, sections))
     return path

@@ -114,7 +114,7 @@ def render_profile(eval_dir: str | os.PathLike[str]) -> str:
              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
     sections = [Section("scores", "Scores", _scores(summary, rows, metrics))]
     if (eval_dir / "vcc2026_score.csv").is_file():
-        with (eval_dir / "vcc2026_score.csv").open(newline="") as fh:  # as written: an empty field is no value, not NaN
+        with (eval_dir / "vcc2026_score.csv").open(newline="", encoding="utf-8") as fh:  # as written: an empty field is no value, not NaN
             sections.append(Section("vcc2026", "VCC 2026 score", _vcc(list(csv.DictReader(fh)))))
     sections.append(Section("per-perturbation", "Per perturbation", _per_perturbation(rows, metrics)))
     notes = summary.get("notes") or []
@@ -127,5 +127,5 @@ def write_profile_report(eval_dir: str | os.PathLike[str], path: str | os.PathLi
     """Write the page of profile evaluation folder ``eval_dir`` to ``path`` (default ``eval_dir/report.html``); returns the path."""
     path = Path(path) if path is not None else Path(eval_dir) / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render_profile(eval_dir), encoding="utf-8")
+    atomic_write_text(path, render_profile(eval_dir))
     return path

@@ -446,7 +446,7 @@ def write_sweep_report(inp: SweepInputs, path: str | Path) -> Path:
     """Write the sweep page (e.g. ``SWEEP/report.html``); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render_sweep(inp), encoding="utf-8")
+    atomic_write_text(path, render_sweep(inp))
     return path
 
 
@@ -547,7 +547,7 @@ def run_references(runs_dir: Path, metrics: Sequence[str]) -> dict[str, dict[str
     """``{baseline or "ceiling": {metric: (mean, min, max) over runs}}`` from each run's ``eval/summary.json``."""
     acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for path in sorted(runs_dir.glob("*/eval/summary.json")):
-        rows = json.loads(path.read_text()).get("metrics", {})
+        rows = json.loads(path.read_text(encoding="utf-8")).get("metrics", {})
         for m in metrics:
             row = rows.get(m) or {}
             for name, v in (row.get("baselines") or {}).items():

@@ -64,8 +64,8 @@ class _Contract:
     def test_config_round_trip(self, component_name: str, tmp_path: Any) -> None:
         node = resolve_node(self.kind, example_node(self.kind, component_name))
         path = tmp_path / "node.yaml"
-        path.write_text(yaml.safe_dump(node, sort_keys=False))
-        assert yaml.safe_load(path.read_text()) == node
+        path.write_text(yaml.safe_dump(node, sort_keys=False), encoding="utf-8")
+        assert yaml.safe_load(path.read_text(encoding="utf-8")) == node
         assert resolve_node(self.kind, node) == node  # resolving is idempotent
         build_component(self.kind, node, **injected())  # and the resolved node builds
 

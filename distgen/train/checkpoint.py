@@ -260,7 +260,7 @@ def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) 
         return p
     ckpts = p / "checkpoints" if (p / "checkpoints").is_dir() else p
     latest = ckpts / "latest"
-    pointed = latest.read_text(errors="replace").strip() if latest.is_file() else ""
+    pointed = latest.read_text(encoding="utf-8", errors="replace").strip() if latest.is_file() else ""
     found = list_checkpoints(ckpts)
     if _STEP_DIR.fullmatch(pointed) and (ckpts / pointed).is_dir():
         # every file, not reads: a folder a resume passed over (a cut optimizer state) stays until the resumed run

@@ -107,7 +107,7 @@ def read_holder(folder: str | Path) -> dict[str, Any] | None:
     """What the lock file of ``folder`` says about its holder (None without a lock file)."""
     path = Path(folder) / LOCK_NAME
     try:
-        return _parse(path.read_text(errors="replace"))
+        return _parse(path.read_text(encoding="utf-8", errors="replace"))
     except FileNotFoundError:
         return None
 
@@ -345,7 +345,7 @@ def probe_holder(folder: str | Path) -> tuple[dict[str, Any], bool] | None:
 def _recorded_holder(path: Path) -> tuple[dict[str, Any], bool] | None:
     """``probe_holder`` without ``flock``: the lock file's record, held unless ``is_stale``; None without the file."""
     try:
-        info = _parse(path.read_text(errors="replace"))
+        info = _parse(path.read_text(encoding="utf-8", errors="replace"))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError:  # unreadable: nothing says its holder is gone

@@ -34,7 +34,7 @@ class MetricsLog:
         self.columns: list[str] = ["step"]
         self.rows: list[dict[str, str]] = []
         if resume_step is not None and path.exists():
-            with path.open() as fh:
+            with path.open(encoding="utf-8") as fh:
                 reader = csv.DictReader(fh)
                 self.columns = list(reader.fieldnames or ["step"])
                 self.rows = [r for r in reader if int(float(r["step"])) <= resume_step]
@@ -50,7 +50,7 @@ class MetricsLog:
             self.columns += new
             self._rewrite()
         else:
-            with self.path.open("a", newline="") as fh:
+            with self.path.open("a", newline="", encoding="utf-8") as fh:
                 csv.DictWriter(fh, self.columns, restval="").writerow(row)
         if self.tb is not None:
             for k, v in values.items():
@@ -60,7 +60,7 @@ class MetricsLog:
 
     def _rewrite(self) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with tmp.open("w", newline="") as fh:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, self.columns, restval="")
             w.writeheader()
             w.writerows(self.rows)

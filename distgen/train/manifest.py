@@ -19,8 +19,10 @@ from distgen.train.device import hardware
 def git_commit(path: str | Path) -> str | None:
     """The commit of the git work tree containing ``path`` (``+dirty`` when modified), or None."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True, text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, encoding="utf-8",
+                              errors="replace", timeout=5, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True,
+                               text=True, encoding="utf-8", errors="replace", timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
@@ -84,7 +86,7 @@ def add_warnings(path: str | Path, warned: Sequence[str]) -> None:
     A resumed run adds its session's warnings to the run's list. Nothing is written when there is nothing new.
     """
     path = Path(path)
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     known = list(manifest.get(WARNINGS_KEY) or [])
     new = [w for w in dict.fromkeys(warned) if w not in known]
     if not new:

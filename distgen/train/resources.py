@@ -113,7 +113,7 @@ def machine_memory(device: torch.device | str = "cpu") -> tuple[int, str]:
 def _cgroup_limit() -> int | None:
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
-            with open(path) as fh:
+            with open(path, encoding="utf-8") as fh:
                 text = fh.read().strip()
         except OSError:
             continue

@@ -107,7 +107,7 @@ def record_training(path: Path, result: TrainResult, opts: TrainOptions) -> None
     ``train.patience`` stopped it) to the manifest. ``seconds`` is the whole training's (a resume's and the seconds its
     checkpoint records before it); ``seconds_partial``: the checkpoint resumed from records none, so ``seconds`` holds
     only the training since (``seconds_this_run``: this process's training)."""
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     total = result.seconds_total
     manifest["training"] = {"steps": opts.steps, "steps_done": result.step,
                             "seconds": round(result.seconds if total is None else total, 1),

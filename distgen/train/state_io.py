@@ -79,7 +79,7 @@ def load_state(path_stem: Path) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=1, sort_keys=False))
+    path.write_text(json.dumps(obj, indent=1, sort_keys=False), encoding="utf-8")
 
 
 def read_json(path: Path) -> Any:
