@@ -232,13 +232,14 @@ def normalised(model: float, baseline: float, ceiling: float) -> tuple[float, st
 
 
 def why_undefined(table: MetricTable | None, name: str) -> str:
-    """The most common reason a metric is NaN in ``table`` (empty when it is defined somewhere)."""
+    """The most common reason a metric is NaN in ``table`` (empty when it is defined somewhere); of reasons given equally
+    often, the first in the table's order (not a set's, which follows the strings' hashes and changes between processes)."""
     if table is None or name not in table.values:
         return "not computed"
     if not all(math.isnan(v) for v in table.values[name]):
         return ""
     reasons = list(table.reasons.get(name, {}).values())
-    return max(set(reasons), key=reasons.count) if reasons else "no perturbations"
+    return max(dict.fromkeys(reasons), key=reasons.count) if reasons else "no perturbations"
 
 
 def _common_rows(name: str, model: MetricTable, baseline: MetricTable, ceiling: MetricTable) -> tuple[list[str], dict[str, str]]:
