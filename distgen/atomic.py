@@ -85,8 +85,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
 def atomic_write_text(path: str | os.PathLike[str], text: str, newline: str | None = None, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` through ``atomic_path`` (never half-written); ``newline`` and ``encoding`` as ``open``'s
     (``newline=""`` for csv text). UTF-8 unless told otherwise, whatever the locale's encoding (distgen's text files are
-    UTF-8 on every machine)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline=newline, encoding=encoding) as fh:
+    UTF-8 on every machine). A file name that the file system gave as bytes its encoding does not decode (Python's
+    ``surrogateescape`` form: a UTF-8 name under an ASCII locale) is written as those bytes, not refused."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline=newline, encoding=encoding, errors="surrogateescape") as fh:
         fh.write(text)
 
 

@@ -54,6 +54,21 @@ def test_an_atomically_written_text_file_is_utf8_under_an_ascii_locale(tmp_path)
     assert (tmp_path / "m.csv").read_bytes() == LABEL.encode("utf-8")
 
 
+def test_a_file_name_the_file_system_gave_as_bytes_is_written_as_those_bytes(tmp_path):
+    """Under an ASCII locale a folder named ``dé`` (UTF-8 bytes on disk) reaches Python as ``d\\udcc3\\udca9``: every
+    markdown or JSON file naming that path (``summary.md``, ``compare.md``) stopped the command with "surrogates not
+    allowed". The name is written as the bytes the file system holds."""
+    done = ascii_locale_python("""
+        import os, sys
+        from distgen.atomic import atomic_write_text
+        name = os.fsdecode(b"/data/d\\xc3\\xa9/run")
+        assert name != "/data/d\\xe9/run"  # the ASCII file-system encoding leaves the two bytes undecoded
+        atomic_write_text(sys.argv[1], "run: " + name + "\\n")
+        """, str(tmp_path / "summary.md"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "summary.md").read_bytes() == "run: /data/dé/run\n".encode()
+
+
 def test_a_metrics_table_in_utf8_is_read_as_utf8_under_an_ascii_locale(tmp_path):
     """``read_table_csv`` (the report's, the sweep's and compare's reader of ``metrics.csv``) decoded with the locale's
     encoding: a table written on a UTF-8 machine was a ``UnicodeDecodeError`` (or, under latin-1, ``IFN-Î³``)."""

@@ -187,9 +187,9 @@ def subprocess_runner(config: str, run: Run, run_dir: Path) -> int:
     cmd = [sys.executable, *(f"-W{option}" for option in own_warning_options()), "-m", "distgen", "run", config, *run.overrides,
            "--out", str(run_dir), "--no-progress"]
     stop = _STOP
-    # log.txt is UTF-8: the command line is written so (a name the file system gave as undecodable bytes as \\udcxx), and
-    # the run is told to print in UTF-8 whatever the locale's encoding
-    with (run_dir / "log.txt").open("a", encoding="utf-8", errors="backslashreplace") as log:
+    # log.txt is UTF-8: the command line is written so (a name the file system gave as bytes its encoding does not decode,
+    # as those bytes), and the run is told to print in UTF-8 whatever the locale's encoding
+    with (run_dir / "log.txt").open("a", encoding="utf-8", errors="surrogateescape") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
         proc = stop.popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONIOENCODING": "utf-8:backslashreplace"})
