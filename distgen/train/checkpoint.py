@@ -34,7 +34,8 @@ from torch import Tensor
 from distgen.config import sci_number
 from distgen.errors import EXIT_USAGE, DiskFullError, DistgenError, DistgenWarning, free_space, short, warn
 
-# NonFiniteSamplesError and check_finite_samples lived here until 2026-12-05 (distgen.errors now, for the streaming predictor)
+# NonFiniteSamplesError and check_finite_samples are defined in distgen.errors (the streaming predictor uses them too); kept
+# importable from here
 from distgen.errors import NonFiniteSamplesError as NonFiniteSamplesError
 from distgen.errors import check_finite_samples as check_finite_samples
 from distgen.train.state_io import atomic_write_text, load_state, publish_dir, read_json, save_state, write_json
